@@ -1,0 +1,71 @@
+"""The `kairos` command group; plugin commands are loaded only when asked for."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from kairos_cli.plugins_cmd import plugins
+from kairos_cli.routes_cmd import routes
+from kairos_cli.serve_cmd import serve
+from kairos_cli.validate_cmd import validate
+from kairos_core import __version__
+
+
+class KairosGroup(click.Group):
+    """A click group that adds plugin commands (register_cli_commands) on first need."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from kairos_core.plugins import PluginError, PluginHost
+
+        host = PluginHost()
+        try:
+            host.load_all()
+        except PluginError as exc:
+            click.echo(f"warning: some plugin commands are unavailable:\n{exc}", err=True)
+        host.call("register_cli_commands", cli=self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Built-in command, else one a plugin adds."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in and plugin commands."""
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=KairosGroup)
+@click.version_option(__version__, prog_name="kairos")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    envvar="KAIROS_LOG_LEVEL",
+    help="Application log level.",
+)
+def cli(log_level: str) -> None:
+    """Kairos: a plugin-oriented API gateway."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+cli.add_command(serve)
+cli.add_command(validate)
+cli.add_command(routes)
+cli.add_command(plugins)

@@ -1,0 +1,53 @@
+"""Kairos: a plugin-oriented API gateway. This module is the public face plugins build on."""
+
+from kairos_core.context import Consumer, RequestBodyTooLarge, RequestContext
+from kairos_core.hookspecs import hookimpl
+from kairos_core.plugin_api import (
+    AdminRoute,
+    Authenticator,
+    AuthFailure,
+    AuthPlugin,
+    Balancer,
+    BalancerPlugin,
+    BuildContext,
+    GatewayServices,
+    Handler,
+    Middleware,
+    NoConfig,
+    Phase,
+    ProtocolPlugin,
+    RunningService,
+    StagePlugin,
+)
+from kairos_core.response import Response, error_response
+from kairos_core.upstream.pool import Backend, NoBackendAvailable, UpstreamPool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdminRoute",
+    "AuthFailure",
+    "AuthPlugin",
+    "Authenticator",
+    "Backend",
+    "Balancer",
+    "BalancerPlugin",
+    "BuildContext",
+    "Consumer",
+    "GatewayServices",
+    "Handler",
+    "Middleware",
+    "NoBackendAvailable",
+    "NoConfig",
+    "Phase",
+    "ProtocolPlugin",
+    "RequestBodyTooLarge",
+    "RequestContext",
+    "Response",
+    "RunningService",
+    "StagePlugin",
+    "UpstreamPool",
+    "__version__",
+    "error_response",
+    "hookimpl",
+]

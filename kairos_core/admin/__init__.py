@@ -1,0 +1,1 @@
+"""The admin API: health, readiness and operator endpoints on their own listener."""

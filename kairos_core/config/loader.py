@@ -1,0 +1,178 @@
+"""Read a config file (YAML or JSON), interpolate `${VAR}`, and validate it into models."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kairos_core.config.errors import ConfigError, ConfigProblem, Loc, problems_from_validation
+from kairos_core.config.models import GatewayConfig
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A validated configuration plus where it came from, for locating later errors."""
+
+    config: GatewayConfig
+    source: str
+    lines: Mapping[Loc, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def error(self, loc: Loc, message: str) -> ConfigError:
+        """A ConfigError for `loc` in this file, with its line when known."""
+        return ConfigError(self.source, [self.problem(loc, message)])
+
+    def problem(self, loc: Loc, message: str) -> ConfigProblem:
+        """A problem for `loc` in this file, with its line when known."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return ConfigProblem(loc, message, line)
+        return ConfigProblem(loc, message)
+
+    def validation_error(self, exc: ValidationError, prefix: Loc) -> ConfigError:
+        """Turn a plugin model's ValidationError into a ConfigError under `prefix`."""
+        return ConfigError(self.source, problems_from_validation(exc, prefix, self.lines))
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and validate the config file at `path`; raise ConfigError naming what is wrong."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(source, (), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.single(source, (), f"cannot read file: {exc}") from None
+    return load_config_text(text, source, env)
+
+
+def load_config_text(
+    text: str, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Parse and validate config text; JSON when it looks like JSON, YAML otherwise."""
+    data, lines = parse_document(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError.single(source, (), "the top level must be a mapping", 1)
+    data = interpolate(data, os.environ if env is None else env, source, lines)
+    return validate_config(data, source, lines)
+
+
+def validate_config(
+    data: dict[str, Any],
+    source: str = "<config>",
+    lines: Mapping[Loc, int] | None = None,
+    warnings: tuple[str, ...] = (),
+) -> LoadedConfig:
+    """Validate already-parsed config data."""
+    lines = lines or {}
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from_validation(exc, (), lines)) from None
+    return LoadedConfig(config, source, lines, warnings)
+
+
+def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML or JSON text into data plus a map from field path to line number."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError.single(source, (), f"invalid JSON: {exc.msg}", exc.lineno) from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            node = None
+        return data, _line_map(node) if node is not None else {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError.single(source, (), f"invalid YAML: {exc.problem}", line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError.single(source, (), f"invalid YAML: {exc}") from None
+    return data, _line_map(node) if node is not None else {}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys instead of silently keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _line_map(root: yaml.Node) -> dict[Loc, int]:
+    lines: dict[Loc, int] = {}
+
+    def walk(node: yaml.Node, loc: Loc) -> None:
+        lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                lines[(*loc, key)] = key_node.start_mark.line + 1
+                walk(value_node, (*loc, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*loc, index))
+
+    walk(root, ())
+    return lines
+
+
+def interpolate(
+    data: Any, env: Mapping[str, str], source: str, lines: Mapping[Loc, int], loc: Loc = ()
+) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string value; `$$` is a literal `$`."""
+    if isinstance(data, str):
+        if "$" not in data:
+            return data
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            value = env.get(name)
+            if value is None or (value == "" and default is not None):
+                if default is None:
+                    line = next(
+                        (lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None
+                    )
+                    raise ConfigError.single(
+                        source,
+                        loc,
+                        f"environment variable {name} is not set (use ${{{name}:-default}} "
+                        "to give a default)",
+                        line,
+                    )
+                return default
+            return value
+
+        return _ENV_RE.sub(substitute, data)
+    if isinstance(data, dict):
+        return {k: interpolate(v, env, source, lines, (*loc, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [interpolate(v, env, source, lines, (*loc, i)) for i, v in enumerate(data)]
+    return data

@@ -1,0 +1,17 @@
+"""What the admin API can ask of the gateway, whether it runs in one process or many."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class ControlPlane(Protocol):
+    """Operations the admin API performs; one implementation per process model."""
+
+    def health(self) -> dict[str, Any]:
+        """`{"status": "ok"|"degraded", ...}` for the whole gateway."""
+        ...
+
+    async def readiness(self) -> dict[str, Any]:
+        """`{"ready": bool, "checks": {...}}`: config loaded, listeners bound, dependencies up."""
+        ...

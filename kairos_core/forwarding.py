@@ -1,0 +1,137 @@
+"""Proxy header rules: hop-by-hop removal, X-Forwarded-*/Forwarded, client address, request id."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Mapping
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# RFC 9110 7.6.1 connection-specific fields, plus the legacy ones proxies must not forward.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
+# The gateway answers `Expect: 100-continue` itself before streaming the body up.
+_REQUEST_DROP = HOP_BY_HOP | {"expect"}
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """Decides whether a peer address may supply X-Forwarded-* / Forwarded headers."""
+
+    def __init__(self, networks: Iterable[Network]) -> None:
+        self._networks = tuple(networks)
+        self._cache: dict[str, bool] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def __contains__(self, address: str) -> bool:
+        if not self._networks:
+            return False
+        cached = self._cache.get(address)
+        if cached is None:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                cached = False
+            else:
+                cached = any(ip in net for net in self._networks)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[address] = cached
+        return cached
+
+
+def client_address(peer: str, headers: Mapping[str, str], trusted: TrustedProxies) -> str:
+    """The real client: the peer, or the rightmost untrusted X-Forwarded-For hop via trusted peers."""
+    if peer not in trusted:
+        return peer
+    chain = headers.get("X-Forwarded-For")
+    if not chain:
+        return peer
+    hops = [hop.strip() for hop in chain.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
+
+
+def upstream_headers(
+    incoming: CIMultiDictProxy[str],
+    peer: str,
+    scheme: str,
+    host: str,
+    trusted_peer: bool,
+) -> CIMultiDict[str]:
+    """Headers to send upstream: end-to-end ones kept, forwarding headers appended."""
+    drop = _REQUEST_DROP
+    connection = incoming.get("Connection")
+    if connection:
+        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if not trusted_peer:
+        drop = drop | FORWARDING
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    prior_for = incoming.get("X-Forwarded-For") if trusted_peer else None
+    out["X-Forwarded-For"] = f"{prior_for}, {peer}" if prior_for else peer
+    if not (trusted_peer and "X-Forwarded-Proto" in incoming):
+        out["X-Forwarded-Proto"] = scheme
+    if not (trusted_peer and "X-Forwarded-Host" in incoming) and host:
+        out["X-Forwarded-Host"] = host
+    element = f"for={_forwarded_node(peer)};proto={scheme}"
+    if host:
+        element += f';host="{host}"' if not _is_token(host) else f";host={host}"
+    prior = incoming.get("Forwarded") if trusted_peer else None
+    out["Forwarded"] = f"{prior}, {element}" if prior else element
+    return out
+
+
+def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
+    """A backend's response headers minus the connection-specific ones."""
+    drop = HOP_BY_HOP
+    connection = incoming.get("Connection")
+    if connection:
+        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    return out
+
+
+def request_id(incoming: str | None) -> str:
+    """Propagate a well-formed incoming request id, or make a new one."""
+    if incoming and _REQUEST_ID_RE.match(incoming):
+        return incoming
+    return os.urandom(16).hex()
+
+
+def _forwarded_node(address: str) -> str:
+    if ":" in address:
+        return f'"[{address}]"'
+    return address
+
+
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _is_token(value: str) -> bool:
+    return bool(_TOKEN_RE.match(value))

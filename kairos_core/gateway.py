@@ -1,0 +1,206 @@
+"""A gateway in one process: plugins, the current runtime, HTTP listeners and protocol services."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kairos_core.config.loader import LoadedConfig
+from kairos_core.config.models import ListenerConfig
+from kairos_core.forwarding import TrustedProxies
+from kairos_core.plugins import PluginHost, Registry
+from kairos_core.runtime import Runtime, build_runtime, required_plugin_names
+from kairos_core.server.handler import HttpEntry, HttpSettings
+from kairos_core.server.protocol import KairosServer
+from kairos_core.server.proxy_protocol import ProxyProtocolReader
+from kairos_core.server.redirect import redirect_handler
+from kairos_core.tls import listener_context
+
+log = logging.getLogger("kairos.gateway")
+
+
+@dataclass
+class BoundListener:
+    """A listening socket and the aiohttp server behind it."""
+
+    config: ListenerConfig
+    server: asyncio.AbstractServer
+    http: KairosServer
+    url: str
+
+
+class Gateway:
+    """Builds the runtime from a config, serves it, and swaps in new configs on reload."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        host: PluginHost | None = None,
+        worker_id: int = 0,
+        workers: int = 1,
+        reuse_port: bool = False,
+    ) -> None:
+        self._loaded = loaded
+        self.host = host or PluginHost()
+        self.worker_id = worker_id
+        self.workers = workers
+        self.reuse_port = reuse_port
+        self.listeners: list[BoundListener] = []
+        self.services: list[tuple[ListenerConfig, Any]] = []
+        self._runtime: Runtime | None = None
+        self._settings: HttpSettings | None = None
+        self._current: tuple[Runtime, HttpSettings] | None = None
+        self.registry: Registry | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The configuration now serving traffic."""
+        assert self._runtime is not None, "gateway not started"
+        return self._runtime
+
+    def current(self) -> tuple[Runtime, HttpSettings]:
+        """The runtime and per-request settings for the next request."""
+        assert self._current is not None
+        return self._current
+
+    def prepare(self, loaded: LoadedConfig) -> Runtime:
+        """Load the plugins `loaded` needs and build its runtime (no sockets, nothing started)."""
+        builtin = self.host.registry().names()
+        self.host.load(n for n in required_plugin_names(loaded.config) if n not in builtin)
+        self.registry = self.host.registry()
+        return build_runtime(loaded, self.registry, worker_id=self.worker_id, workers=self.workers)
+
+    async def start(self) -> None:
+        """Build the configuration, start its plugins, then open every listener."""
+        runtime = self.prepare(self._loaded)
+        await self._activate(runtime)
+        try:
+            for listener in runtime.config.listeners:
+                if listener.protocol == "http":
+                    self.listeners.append(await self._listen(listener))
+            await self._start_services(runtime, runtime.config.listeners)
+        except BaseException:
+            await self.stop(0.5)
+            raise
+
+    async def _activate(self, runtime: Runtime) -> None:
+        await runtime.start()
+        for result in self.host.call("kairos_startup", services=runtime.services):
+            if inspect.isawaitable(result):
+                await result
+        self._runtime = runtime
+        self._settings = HttpSettings(runtime)
+        self._current = (runtime, self._settings)
+
+    async def _listen(self, listener: ListenerConfig) -> BoundListener:
+        loop = asyncio.get_running_loop()
+        server_config = self._loaded.config.server
+        ssl_context = listener_context(listener.tls) if listener.tls else None
+        scheme = "https" if ssl_context else "http"
+        if listener.redirect_to_https:
+            handler: Any = redirect_handler(listener.redirect_to_https)
+        else:
+            handler = HttpEntry(self.current, scheme)
+        http = KairosServer(
+            handler,
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=server_config.keepalive_timeout,
+            max_line_size=server_config.max_header_size,
+            max_field_size=server_config.max_header_size,
+            max_headers=server_config.max_headers,
+        )
+        factory: Any = http
+        if listener.proxy_protocol:
+            trusted = TrustedProxies(server_config.trusted_proxies)
+            factory = lambda: ProxyProtocolReader(http, ssl_context, trusted)  # noqa: E731
+        server = await loop.create_server(
+            factory,
+            listener.host,
+            listener.port,
+            ssl=None if listener.proxy_protocol else ssl_context,
+            reuse_port=self.reuse_port or None,
+            reuse_address=True,
+            backlog=1024,
+        )
+        port = _bound_port(server, listener.port)
+        shown_host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(listener.host, listener.host)
+        if ":" in shown_host and not shown_host.startswith("["):
+            shown_host = f"[{shown_host}]"
+        url = f"{scheme}://{shown_host}:{port}"
+        log.info("listening on %s (%s)", url, listener.name or "http")
+        return BoundListener(listener, server, http, url)
+
+    async def _start_services(self, runtime: Runtime, listeners: Iterable[ListenerConfig]) -> None:
+        assert self.registry is not None
+        for index, listener in enumerate(listeners):
+            if listener.protocol == "http":
+                continue
+            plugin = self.registry.protocols[listener.protocol]
+            if not plugin.every_worker and self.worker_id != 0:
+                continue
+            settings = plugin.config_model.model_validate(listener.config)
+            try:
+                service = await plugin.start(listener, settings, runtime.services)
+            except OSError as exc:
+                raise OSError(
+                    f"listeners[{index}] ({listener.protocol} on {listener.host}:{listener.port}): {exc.strerror or exc}"
+                ) from exc
+            self.services.append((listener, service))
+
+    async def reload(self, loaded: LoadedConfig) -> None:
+        """Build `loaded` aside, swap it in at once, then retire the old runtime when idle."""
+        runtime = self.prepare(loaded)
+        old = self._runtime
+        await self._activate(runtime)
+        self._loaded = loaded
+        if old is not None:
+            asyncio.get_running_loop().create_task(self._retire(old))
+
+    async def _retire(self, old: Runtime, grace: float = 30.0) -> None:
+        await asyncio.sleep(min(grace, self._loaded.config.server.shutdown_timeout))
+        for result in self.host.call("kairos_shutdown", services=old.services):
+            if inspect.isawaitable(result):
+                await result
+        await old.close()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish up to `timeout`, then close everything."""
+        if timeout is None:
+            timeout = self._loaded.config.server.shutdown_timeout
+        for bound in self.listeners:
+            bound.server.close()
+        for bound in self.listeners:
+            try:
+                await asyncio.wait_for(bound.http.shutdown(timeout), timeout + 1)
+            except TimeoutError:
+                log.warning("listener %s: requests still running after %.1fs", bound.url, timeout)
+        for bound in self.listeners:
+            await bound.server.wait_closed()
+        self.listeners.clear()
+        for _listener, service in reversed(self.services):
+            try:
+                await service.close()
+            except Exception:
+                log.exception("closing %s failed", _listener.protocol)
+        self.services.clear()
+        if self._runtime is not None:
+            for result in self.host.call("kairos_shutdown", services=self._runtime.services):
+                if inspect.isawaitable(result):
+                    await result
+            await self._runtime.close()
+            self._runtime = None
+
+
+def _bound_port(server: asyncio.AbstractServer, requested: int) -> int:
+    sockets = getattr(server, "sockets", None) or ()
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return int(sock.getsockname()[1])
+    return requested

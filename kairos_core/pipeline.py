@@ -1,0 +1,153 @@
+"""Per-route request chains, folded once at config load: pre-auth -> auth -> post-auth -> proxy."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kairos_core.config.models import RouteConfig, Timeouts
+from kairos_core.context import Consumer, RequestContext
+from kairos_core.plugin_api import Authenticator, AuthFailure, Handler, Middleware, Phase, Scope
+from kairos_core.response import Response, error_response
+from kairos_core.upstream.pool import UpstreamPool
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One built stage of a route's chain, with where it came from."""
+
+    name: str
+    phase: Phase
+    priority: int
+    scope: Scope
+    middleware: Middleware
+    order: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary for `kairos routes test` and the admin API."""
+        return {
+            "name": self.name,
+            "phase": self.phase.name.lower(),
+            "priority": self.priority,
+            "scope": self.scope,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLink:
+    """One authentication method of a route."""
+
+    name: str
+    priority: int
+    scope: Scope
+    authenticator: Authenticator
+
+
+def order_links(links: Sequence[ChainLink]) -> list[ChainLink]:
+    """Outermost first: by phase, then higher priority, then the order they were declared."""
+    return sorted(links, key=lambda link: (link.phase, -link.priority, link.order))
+
+
+def fold(links: Sequence[ChainLink], inner: Handler) -> Handler:
+    """Nest ordered stages around `inner` into one handler (no per-request assembly)."""
+    handler = inner
+    for link in reversed(links):
+        handler = functools.partial(link.middleware, call_next=handler)
+    return handler
+
+
+def auth_stage(
+    authenticators: Sequence[AuthLink],
+    default_chain: Handler,
+    consumer_chains: Mapping[str, Handler],
+) -> Handler:
+    """Try each authenticator (any of them may accept), then run the consumer's post-auth chain."""
+    challenges = ", ".join(
+        a.authenticator.challenge for a in authenticators if a.authenticator.challenge
+    )
+    methods = [a.authenticator for a in authenticators]
+
+    async def authenticate(ctx: RequestContext) -> Response:
+        failure: AuthFailure | None = None
+        consumer: Consumer | None = None
+        for method in methods:
+            try:
+                consumer = await method.authenticate(ctx)
+            except AuthFailure as exc:
+                if failure is None:
+                    failure = exc
+                continue
+            if consumer is not None:
+                break
+        if consumer is None:
+            if failure is not None:
+                response = error_response(
+                    failure.status, failure.error_type, failure.message, ctx.request_id
+                )
+                if failure.status == 401:
+                    response.headers["WWW-Authenticate"] = failure.challenge or challenges
+                return response
+            response = error_response(
+                401, "unauthorized", "authentication required", ctx.request_id
+            )
+            if challenges:
+                response.headers["WWW-Authenticate"] = challenges
+            return response
+        ctx.consumer = consumer
+        chain = (
+            consumer_chains.get(consumer.name, default_chain) if consumer_chains else default_chain
+        )
+        return await chain(ctx)
+
+    return authenticate
+
+
+@dataclass(slots=True)
+class CompiledRoute:
+    """A route ready to serve: match rules, upstream, timeouts and its prebuilt chain."""
+
+    name: str
+    index: int
+    config: RouteConfig
+    pool: UpstreamPool
+    timeouts: Timeouts
+    max_body_size: int
+    compression: bool
+    handler: Handler = field(default=None)  # type: ignore[assignment]
+    chain: list[dict[str, Any]] = field(default_factory=list)
+    consumer_chains: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rewrite_parts: tuple[tuple[str, bool], ...] | None = None
+
+    def upstream_path(self, path: str, raw_params: Mapping[str, str], matched_prefix: str) -> str:
+        """The path sent upstream: rewritten, prefix-stripped, or as received (normalised)."""
+        if self.rewrite_parts is not None:
+            return "".join(
+                raw_params.get(text, "") if is_param else text
+                for text, is_param in self.rewrite_parts
+            )
+        if self.config.strip_prefix:
+            rest = path[len(matched_prefix) :]
+            return rest if rest.startswith("/") else "/" + rest
+        return path
+
+
+def compile_rewrite(template: str) -> tuple[tuple[str, bool], ...]:
+    """Split a rewrite template into literal text and `{param}` references."""
+    parts: list[tuple[str, bool]] = []
+    rest = template
+    while rest:
+        start = rest.find("{")
+        if start < 0:
+            parts.append((rest, False))
+            break
+        end = rest.find("}", start)
+        if end < 0:
+            raise ValueError(f"unclosed '{{' in rewrite {template!r}")
+        if start:
+            parts.append((rest[:start], False))
+        name = rest[start + 1 : end].split(":", 1)[0]
+        parts.append((name, True))
+        rest = rest[end + 1 :]
+    return tuple(parts)

@@ -1,0 +1,176 @@
+"""What plugins register: stage, authenticator, balancer and protocol declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from kairos_core.context import Consumer, RequestContext
+from kairos_core.response import Response
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from kairos_core.config.models import GatewayConfig, ListenerConfig
+    from kairos_core.upstream.pool import Backend, UpstreamPool
+
+Handler = Callable[[RequestContext], Awaitable[Response]]
+"""The rest of the chain: await it with the context to get the response."""
+
+Middleware = Callable[[RequestContext, Handler], Awaitable[Response]]
+"""A stage: gets the context and the next handler; may answer itself or call the next one."""
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Phase(IntEnum):
+    """Where a stage sits in the chain, outermost first; the core proxies after the last one."""
+
+    LOG = 10
+    PRE_AUTH = 20
+    AUTH = 30
+    TRAFFIC = 40
+    CACHE = 50
+    TRANSFORM = 60
+
+
+class NoConfig(BaseModel):
+    """The config model of plugins that take no settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Scope = Literal["global", "route", "consumer"]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a plugin's `build` gets besides its config: where it runs and the gateway's services."""
+
+    scope: Scope
+    route_name: str | None
+    consumer_name: str | None
+    services: GatewayServices
+
+
+@dataclass(slots=True)
+class GatewayServices:
+    """Gateway-wide facilities shared by every plugin instance of one configuration."""
+
+    config: GatewayConfig
+    consumers: Mapping[str, Consumer]
+    pools: Mapping[str, UpstreamPool]
+    worker_id: int = 0
+    workers: int = 1
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Resources plugins share across routes (for example one Redis pool); keyed by plugin."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagePlugin(Generic[C]):
+    """A plugin that runs in the request chain (rate limiter, cache, transformer, filter...)."""
+
+    name: str
+    build: Callable[[C, BuildContext], Middleware]
+    config_model: type[C] = NoConfig  # type: ignore[assignment]
+    phase: Phase | None = None
+    """Defaults to the phase of the hook it is registered through."""
+    priority: int = 0
+    """Higher runs earlier (further out) within the phase."""
+    description: str = ""
+
+
+class AuthFailure(Exception):
+    """Raised by an authenticator: credentials were present but are not acceptable."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 401,
+        challenge: str | None = None,
+        error_type: str = "unauthorized",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.challenge = challenge
+        self.error_type = error_type
+
+
+class Authenticator(Protocol):
+    """Checks one kind of credential; built once per route (and consumer scope) at load."""
+
+    challenge: str
+    """The `WWW-Authenticate` value sent when no credential is given (e.g. `Bearer`)."""
+
+    async def authenticate(self, ctx: RequestContext) -> Consumer | None:
+        """Return the consumer, None when no credential of this kind is present, or raise."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPlugin(Generic[C]):
+    """An authentication method; a route lists several to accept any of them."""
+
+    name: str
+    build: Callable[[C, BuildContext], Authenticator]
+    config_model: type[C] = NoConfig  # type: ignore[assignment]
+    priority: int = 0
+    description: str = ""
+
+
+class Balancer(Protocol):
+    """Chooses a backend among the available ones; must be cheap (it runs per request)."""
+
+    def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
+        """The chosen backend, or None to let the pool report that none is available."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerPlugin(Generic[C]):
+    """A balancing strategy, selected per upstream pool with `balancer:`."""
+
+    name: str
+    build: Callable[[C, UpstreamPool], Balancer]
+    config_model: type[C] = NoConfig  # type: ignore[assignment]
+    description: str = ""
+
+
+class RunningService(Protocol):
+    """A started protocol listener; closed on shutdown or when a reload replaces it."""
+
+    async def close(self) -> None:
+        """Stop accepting, finish or drop open sessions, release sockets."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolPlugin(Generic[C]):
+    """A listener for a protocol other than HTTP (FTP, DNS, ...), configured in `listeners`."""
+
+    name: str
+    start: Callable[[ListenerConfig, C, GatewayServices], Awaitable[RunningService]]
+    config_model: type[C] = NoConfig  # type: ignore[assignment]
+    every_worker: bool = False
+    """Run in every worker process (needs SO_REUSEPORT-safe sockets); else in worker 0 only."""
+    description: str = ""
+
+
+AdminHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminRoute:
+    """An endpoint a plugin adds to the admin listener."""
+
+    method: str
+    path: str
+    handler: AdminHandler
+    public: bool = False
+    """Serve without the admin token (static assets only; never data)."""
+    name: str = ""

@@ -1,0 +1,103 @@
+"""The response a pipeline stage returns: status, headers and a body that may still be streaming."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from multidict import CIMultiDict
+
+Body = bytes | AsyncIterator[bytes]
+
+
+class BodyTooLarge(Exception):
+    """Raised by `Response.read` when the body exceeds the caller's limit."""
+
+
+class Response:
+    """What the chain returns; the server writes it out (streaming when `body` is an iterator)."""
+
+    __slots__ = ("_on_close", "body", "headers", "reason", "status")
+
+    def __init__(
+        self,
+        status: int = 200,
+        headers: CIMultiDict[str] | None = None,
+        body: Body = b"",
+        reason: str | None = None,
+    ) -> None:
+        self.status = status
+        self.headers: CIMultiDict[str] = headers if headers is not None else CIMultiDict()
+        self.body = body
+        self.reason = reason
+        self._on_close: list[Callable[[], Awaitable[None] | None]] | None = None
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: CIMultiDict[str] | None = None
+    ) -> Response:
+        """A JSON response."""
+        out = headers if headers is not None else CIMultiDict()
+        out["Content-Type"] = "application/json"
+        return cls(status, out, json.dumps(data, separators=(",", ":")).encode())
+
+    @property
+    def streaming(self) -> bool:
+        """True while the body is an iterator that has not been read."""
+        return not isinstance(self.body, bytes)
+
+    def on_close(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run `callback` once the body has been sent or abandoned."""
+        if self._on_close is None:
+            self._on_close = []
+        self._on_close.append(callback)
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """Buffer the whole body (at most `limit` bytes) and keep it as bytes."""
+        if isinstance(self.body, bytes):
+            return self.body
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in self.body:
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise BodyTooLarge(f"response body exceeds {limit} bytes")
+                chunks.append(chunk)
+        finally:
+            await self._close_iterator()
+        self.body = b"".join(chunks)
+        self.headers.popall("Content-Length", None)
+        return self.body
+
+    async def close(self) -> None:
+        """Release whatever backs the body (an upstream connection) and run close callbacks."""
+        await self._close_iterator()
+        callbacks, self._on_close = self._on_close, None
+        for callback in callbacks or ():
+            result = callback()
+            if result is not None:
+                await result
+
+    async def _close_iterator(self) -> None:
+        body = self.body
+        if not isinstance(body, bytes):
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def error_response(
+    status: int,
+    error_type: str,
+    message: str,
+    request_id: str | None = None,
+    headers: CIMultiDict[str] | None = None,
+) -> Response:
+    """The gateway's JSON error: `{"status", "type", "message", "request_id"}`."""
+    return Response.json(
+        {"status": status, "type": error_type, "message": message, "request_id": request_id},
+        status,
+        headers,
+    )

@@ -1,0 +1,341 @@
+"""Route lookup: a segment trie per host and priority, so cost grows with the path, not the routes.
+
+Precedence, highest first:
+1. explicit `priority` (a higher value wins over any lower-priority match);
+2. host: exact host, then the longest matching `*.suffix` wildcard, then host-less routes;
+3. path, segment by segment: static segment > `{param}` > `{name:path}` catch-all / prefix;
+4. at the same node: routes with header conditions first, then the order in the config.
+A route that matches the path but not the method is skipped (a less specific route may take
+the request); if no route takes it, the result lists the methods that would have (405).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from urllib.parse import unquote
+
+T = TypeVar("T")
+
+_PARAM, _CATCH_ALL = 1, 2
+
+
+class PatternError(ValueError):
+    """A route path pattern that cannot be compiled."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec(Generic[T]):
+    """What the router needs to know about one route; `target` is returned on a match."""
+
+    target: T
+    path: str
+    prefix: bool = False
+    methods: frozenset[str] | None = None
+    hosts: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch(Generic[T]):
+    """A successful lookup: the route's target and its raw (still percent-encoded) params."""
+
+    target: T
+    params: dict[str, str]
+    matched_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[T]):
+    spec: RouteSpec[T]
+    order: int
+    param_names: tuple[str, ...]
+    catch_all: str | None
+    prefix_path: str
+
+    def sort_key(self) -> tuple[int, int]:
+        return (0 if self.spec.headers else 1, self.order)
+
+
+class _Node(Generic[T]):
+    __slots__ = ("catch_all", "exact", "param", "prefix", "static")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node[T]] = {}
+        self.param: _Node[T] | None = None
+        self.exact: list[_Entry[T]] = []
+        self.prefix: list[_Entry[T]] = []
+        self.catch_all: list[_Entry[T]] = []
+
+
+def parse_pattern(path: str) -> list[tuple[int, str]]:
+    """Split a path pattern into (kind, text) segments: static, `{param}` or `{name:path}`."""
+    if not path.startswith("/"):
+        raise PatternError(f"{path!r}: a path pattern starts with '/'")
+    parts = path[1:].split("/")
+    out: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for index, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("}"):
+            inner = part[1:-1]
+            name, _, kind = inner.partition(":")
+            if not name.isidentifier():
+                raise PatternError(f"{path!r}: parameter name {name!r} is not an identifier")
+            if name in seen:
+                raise PatternError(f"{path!r}: parameter {name!r} appears twice")
+            seen.add(name)
+            if kind == "path":
+                if index != len(parts) - 1:
+                    raise PatternError(f"{path!r}: a {{{name}:path}} catch-all must be last")
+                out.append((_CATCH_ALL, name))
+            elif kind:
+                raise PatternError(f"{path!r}: unknown parameter type {kind!r} (only 'path')")
+            else:
+                out.append((_PARAM, name))
+        elif "{" in part or "}" in part:
+            raise PatternError(f"{path!r}: a parameter must fill a whole segment: {part!r}")
+        else:
+            out.append((0, normalize_segment(part)))
+    return out
+
+
+class _Trie(Generic[T]):
+    """A segment trie holding the routes of one (priority, host) slot."""
+
+    def __init__(self) -> None:
+        self.root: _Node[T] = _Node()
+
+    def insert(self, entry: _Entry[T], segments: list[tuple[int, str]]) -> None:
+        node = self.root
+        for kind, text in segments:
+            if kind == _CATCH_ALL:
+                node.catch_all.append(entry)
+                node.catch_all.sort(key=_Entry.sort_key)
+                return
+            if kind == _PARAM:
+                if node.param is None:
+                    node.param = _Node()
+                node = node.param
+            else:
+                node = node.static.setdefault(text, _Node())
+        target = node.prefix if entry.spec.prefix else node.exact
+        target.append(entry)
+        target.sort(key=_Entry.sort_key)
+
+    def lookup(
+        self,
+        segs: Sequence[str],
+        method: str,
+        headers: Mapping[str, str],
+        allowed: set[str],
+    ) -> RouteMatch[T] | None:
+        return _search(self.root, segs, 0, [], method, headers, allowed)
+
+
+def _search(
+    node: _Node[T],
+    segs: Sequence[str],
+    i: int,
+    values: list[str],
+    method: str,
+    headers: Mapping[str, str],
+    allowed: set[str],
+) -> RouteMatch[T] | None:
+    if i == len(segs):
+        found = _pick(node.exact, values, None, method, headers, allowed, segs)
+        if found is None and node.prefix:
+            found = _pick(node.prefix, values, None, method, headers, allowed, segs)
+        return found
+    seg = segs[i]
+    child = node.static.get(seg)
+    if child is not None:
+        found = _search(child, segs, i + 1, values, method, headers, allowed)
+        if found is not None:
+            return found
+    if node.param is not None and seg:
+        values.append(seg)
+        found = _search(node.param, segs, i + 1, values, method, headers, allowed)
+        values.pop()
+        if found is not None:
+            return found
+    if node.catch_all:
+        found = _pick(node.catch_all, values, "/".join(segs[i:]), method, headers, allowed, segs)
+        if found is not None:
+            return found
+    if node.prefix:
+        return _pick(node.prefix, values, None, method, headers, allowed, segs)
+    return None
+
+
+def _pick(
+    entries: list[_Entry[T]],
+    values: list[str],
+    rest: str | None,
+    method: str,
+    headers: Mapping[str, str],
+    allowed: set[str],
+    segs: Sequence[str],
+) -> RouteMatch[T] | None:
+    for entry in entries:
+        spec = entry.spec
+        if spec.headers and any(headers.get(k) != v for k, v in spec.headers.items()):
+            continue
+        if spec.methods is not None and method not in spec.methods:
+            allowed.update(spec.methods)
+            continue
+        params = dict(zip(entry.param_names, values, strict=True)) if entry.param_names else {}
+        if entry.catch_all is not None:
+            params[entry.catch_all] = rest or ""
+        return RouteMatch(spec.target, params, entry.prefix_path)
+    return None
+
+
+class _Slot(Generic[T]):
+    """The tries of one priority level, indexed by host."""
+
+    def __init__(self) -> None:
+        self.exact_hosts: dict[str, _Trie[T]] = {}
+        self.wildcards: dict[str, _Trie[T]] = {}
+        self.hostless: _Trie[T] | None = None
+        self.wildcard_depths: list[int] = []
+
+    def tries_for(self, host: str) -> Iterable[_Trie[T]]:
+        trie = self.exact_hosts.get(host)
+        if trie is not None:
+            yield trie
+        if self.wildcards:
+            labels = host.split(".")
+            for depth in self.wildcard_depths:
+                if len(labels) > depth:
+                    trie = self.wildcards.get(".".join(labels[-depth:]))
+                    if trie is not None:
+                        yield trie
+        if self.hostless is not None:
+            yield self.hostless
+
+
+class Router(Generic[T]):
+    """Finds the route for a request; built once per configuration."""
+
+    def __init__(self, routes: Iterable[RouteSpec[T]]) -> None:
+        slots: dict[int, _Slot[T]] = {}
+        for order, spec in enumerate(routes):
+            path = spec.path.rstrip("/") or "/" if spec.prefix else spec.path
+            segments = parse_pattern(path)
+            kinds = [kind for kind, _ in segments]
+            if spec.prefix and kinds and kinds[-1] == _CATCH_ALL:
+                raise PatternError(f"{spec.path!r}: a prefix cannot end in a catch-all")
+            entry = _Entry(
+                spec=spec,
+                order=order,
+                param_names=tuple(text for kind, text in segments if kind == _PARAM),
+                catch_all=next((text for kind, text in segments if kind == _CATCH_ALL), None),
+                prefix_path=path.rstrip("/") if spec.prefix else "",
+            )
+            if spec.prefix and segments == [(0, "")]:
+                segments = []  # prefix "/" matches everything
+            slot = slots.setdefault(spec.priority, _Slot())
+            for trie in self._tries_of(slot, spec.hosts):
+                trie.insert(entry, segments)
+        self._slots = [slots[p] for p in sorted(slots, reverse=True)]
+        for slot in self._slots:
+            slot.wildcard_depths = sorted(
+                {suffix.count(".") + 1 for suffix in slot.wildcards}, reverse=True
+            )
+
+    @staticmethod
+    def _tries_of(slot: _Slot[T], hosts: tuple[str, ...]) -> list[_Trie[T]]:
+        if not hosts:
+            if slot.hostless is None:
+                slot.hostless = _Trie()
+            return [slot.hostless]
+        tries = []
+        for host in hosts:
+            if host.startswith("*."):
+                tries.append(slot.wildcards.setdefault(host[2:], _Trie()))
+            else:
+                tries.append(slot.exact_hosts.setdefault(host, _Trie()))
+        return tries
+
+    def match(
+        self, method: str, host: str, path: str, headers: Mapping[str, str]
+    ) -> RouteMatch[T] | frozenset[str]:
+        """The matching route, or the set of methods other routes on this path allow (405)."""
+        segs = split_path(path)
+        allowed: set[str] = set()
+        for slot in self._slots:
+            for trie in slot.tries_for(host):
+                found = trie.lookup(segs, method, headers, allowed)
+                if found is not None:
+                    return found
+        return frozenset(allowed)
+
+
+def split_path(path: str) -> list[str]:
+    """Split a normalised absolute path into segments (`/` gives `['']`)."""
+    return path[1:].split("/")
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def normalize_segment(segment: str) -> str:
+    """Decode percent-encoded unreserved characters only (RFC 3986 6.2.2.2)."""
+    if "%" not in segment:
+        return segment
+    out = []
+    i = 0
+    while i < len(segment):
+        ch = segment[i]
+        if ch == "%" and _is_hex(segment[i + 1 : i + 3]):
+            decoded = chr(int(segment[i + 1 : i + 3], 16))
+            if decoded in _UNRESERVED:
+                out.append(decoded)
+            else:
+                out.append("%" + segment[i + 1 : i + 3].upper())
+            i += 3
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 2 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def normalize_path(raw_path: str) -> str | None:
+    """Normalise a raw request path (no query): decode unreserved escapes, resolve dot segments.
+
+    Returns None when the path escapes above the root or is not absolute; such requests are
+    refused instead of being guessed at.
+    """
+    if not raw_path.startswith("/"):
+        return None
+    if "%" not in raw_path and "/." not in raw_path:
+        return raw_path
+    out: list[str] = []
+    segments = raw_path[1:].split("/")
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
+        segment = normalize_segment(segment)
+        if segment == ".":
+            if index == last:
+                out.append("")
+            continue
+        if segment == "..":
+            if not out:
+                return None
+            out.pop()
+            if index == last:
+                out.append("")
+            continue
+        out.append(segment)
+    return "/" + "/".join(out)
+
+
+def decode_params(params: dict[str, str]) -> dict[str, str]:
+    """Percent-decode raw path parameters for plugins and templates."""
+    return {k: unquote(v) if "%" in v else v for k, v in params.items()}

@@ -1,0 +1,1 @@
+"""The HTTP side of the gateway: listeners, the request entry point and the response writer."""

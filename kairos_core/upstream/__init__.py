@@ -1,0 +1,1 @@
+"""Upstream pools, backends and the connection layer that reaches them."""

@@ -22,7 +22,7 @@ def print_ready(info: ServeInfo) -> None:
         click.echo("Try:")
         for path in info.samples:
             click.echo(f"  {info.listeners[0]}{path}")
-    click.echo("Press Ctrl+C to stop.", err=True)
+    click.echo("Press Ctrl+C to stop.")
 
 
 @click.command()

@@ -1,5 +1,6 @@
 """Kairos: a plugin-oriented API gateway. This module is the public face plugins build on."""
 
+from kairos_core.admin.app import control_plane
 from kairos_core.context import Consumer, RequestBodyTooLarge, RequestContext
 from kairos_core.hookspecs import hookimpl
 from kairos_core.plugin_api import (
@@ -48,6 +49,7 @@ __all__ = [
     "StagePlugin",
     "UpstreamPool",
     "__version__",
+    "control_plane",
     "error_response",
     "hookimpl",
 ]

@@ -15,3 +15,11 @@ class ControlPlane(Protocol):
     async def readiness(self) -> dict[str, Any]:
         """`{"ready": bool, "checks": {...}}`: config loaded, listeners bound, dependencies up."""
         ...
+
+    async def broadcast(self, command: str, payload: dict[str, Any]) -> list[Any]:
+        """Run a plugin command in every worker; one result per worker (raises if unknown)."""
+        ...
+
+    async def metrics(self) -> dict[str, Any]:
+        """A metrics snapshot of the whole gateway (merged across workers)."""
+        ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import ListenerConfig
 from kairos_core.forwarding import TrustedProxies
+from kairos_core.metrics import Metrics
 from kairos_core.plugins import PluginHost, Registry
 from kairos_core.runtime import Runtime, build_runtime, required_plugin_names
 from kairos_core.server.handler import HttpEntry, HttpSettings
@@ -45,18 +47,21 @@ class Gateway:
         worker_id: int = 0,
         workers: int = 1,
         reuse_port: bool = False,
+        instance_id: str | None = None,
     ) -> None:
         self._loaded = loaded
         self.host = host or PluginHost()
         self.worker_id = worker_id
         self.workers = workers
         self.reuse_port = reuse_port
+        self.instance_id = instance_id or f"{os.getpid()}-{os.urandom(4).hex()}"
         self.listeners: list[BoundListener] = []
         self.services: list[tuple[ListenerConfig, Any]] = []
         self._runtime: Runtime | None = None
         self._settings: HttpSettings | None = None
         self._current: tuple[Runtime, HttpSettings] | None = None
         self.registry: Registry | None = None
+        self.metrics = Metrics()
 
     @property
     def runtime(self) -> Runtime:
@@ -74,7 +79,21 @@ class Gateway:
         builtin = self.host.registry().names()
         self.host.load(n for n in required_plugin_names(loaded.config) if n not in builtin)
         self.registry = self.host.registry()
-        return build_runtime(loaded, self.registry, worker_id=self.worker_id, workers=self.workers)
+        return build_runtime(
+            loaded,
+            self.registry,
+            worker_id=self.worker_id,
+            workers=self.workers,
+            metrics=self.metrics,
+            instance_id=self.instance_id,
+        )
+
+    async def run_command(self, name: str, payload: dict[str, Any]) -> Any:
+        """Run a plugin's named command (see GatewayServices.commands) in this process."""
+        command = self.runtime.services.commands.get(name)
+        if command is None:
+            raise KeyError(f"no command {name!r} (is the plugin that provides it enabled?)")
+        return await command(payload)
 
     async def start(self) -> None:
         """Build the configuration, start its plugins, then open every listener."""

@@ -62,6 +62,7 @@ def auth_stage(
     authenticators: Sequence[AuthLink],
     default_chain: Handler,
     consumer_chains: Mapping[str, Handler],
+    consumer_header: str | None = None,
 ) -> Handler:
     """Try each authenticator (any of them may accept), then run the consumer's post-auth chain."""
     challenges = ", ".join(
@@ -96,6 +97,8 @@ def auth_stage(
                 response.headers["WWW-Authenticate"] = challenges
             return response
         ctx.consumer = consumer
+        if consumer_header:
+            ctx.headers[consumer_header] = consumer.name
         chain = (
             consumer_chains.get(consumer.name, default_chain) if consumer_chains else default_chain
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from kairos_core.context import Consumer, RequestContext
+from kairos_core.metrics import Metrics
 from kairos_core.response import Response
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ class BuildContext:
     services: GatewayServices
 
 
+Command = Callable[[dict[str, Any]], Awaitable[Any]]
+"""A worker-side action an admin endpoint can broadcast (e.g. a cache purge)."""
+
+
 @dataclass(slots=True)
 class GatewayServices:
     """Gateway-wide facilities shared by every plugin instance of one configuration."""
@@ -66,6 +71,12 @@ class GatewayServices:
     pools: Mapping[str, UpstreamPool]
     worker_id: int = 0
     workers: int = 1
+    instance_id: str = ""
+    """Identifies one running gateway (the same in all its workers, new on each start)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """The process's metrics; resolve labelled children at build time, not per request."""
+    commands: dict[str, Command] = field(default_factory=dict)
+    """Named actions admin endpoints reach in every worker through `ControlPlane.broadcast`."""
     shared: dict[str, Any] = field(default_factory=dict)
     """Resources plugins share across routes (for example one Redis pool); keyed by plugin."""
 

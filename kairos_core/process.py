@@ -125,6 +125,14 @@ class LocalControl:
         checks = {"config": True, "listeners": bool(self.gateway.listeners)}
         return {"ready": all(checks.values()), "checks": checks}
 
+    async def broadcast(self, command: str, payload: dict[str, Any]) -> list[Any]:
+        """Run a plugin command in this (the only) process."""
+        return [await self.gateway.run_command(command, payload)]
+
+    async def metrics(self) -> dict[str, Any]:
+        """This process's metrics snapshot."""
+        return self.gateway.metrics.snapshot()
+
 
 async def start_admin(
     config: AdminConfig, control: Any, extra_routes: Any = ()

@@ -13,6 +13,7 @@ from kairos_core.config.errors import ConfigError, ConfigProblem, Loc
 from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import GatewayConfig, PluginEntry, UpstreamConfig
 from kairos_core.context import Consumer
+from kairos_core.metrics import Metrics
 from kairos_core.pipeline import (
     AuthLink,
     ChainLink,
@@ -213,12 +214,20 @@ class _Builder:
 
 
 def build_runtime(
-    loaded: LoadedConfig, registry: Registry, *, worker_id: int = 0, workers: int = 1
+    loaded: LoadedConfig,
+    registry: Registry,
+    *,
+    worker_id: int = 0,
+    workers: int = 1,
+    metrics: Metrics | None = None,
+    instance_id: str = "",
 ) -> Runtime:
     """Validate every plugin entry, build pools, chains and the router; raise ConfigError."""
     config = loaded.config
     consumers = {c.name: Consumer(c.name, c.metadata) for c in config.consumers}
-    services = GatewayServices(config, consumers, {}, worker_id, workers)
+    services = GatewayServices(
+        config, consumers, {}, worker_id, workers, instance_id, metrics or Metrics()
+    )
     builder = _Builder(loaded, registry, services)
     pools: dict[str, UpstreamPool] = {}
     for name, upstream in config.upstreams.items():
@@ -286,7 +295,7 @@ def build_runtime(
                     f"rewrite uses {', '.join(unknown)} which the path does not define",
                 )
                 continue
-        _assemble(route, global_links, route_links, consumer_links)
+        _assemble(route, config.server.consumer_header, global_links, route_links, consumer_links)
         routes.append(route)
         specs.append(
             RouteSpec(
@@ -312,6 +321,7 @@ def build_runtime(
 
 def _assemble(
     route: CompiledRoute,
+    consumer_header: str | None,
     global_links: dict[str, ChainLink | AuthLink | None],
     route_links: dict[str, ChainLink | AuthLink | None],
     consumer_links: dict[str, dict[str, ChainLink | AuthLink | None]],
@@ -336,7 +346,7 @@ def _assemble(
             variant = order_links([link for link in merged.values() if isinstance(link, ChainLink)])
             consumer_chains[consumer] = fold(variant, proxy)
             route.consumer_chains[consumer] = [link.describe() for link in variant]
-        inner = auth_stage(auths, default_post, consumer_chains)
+        inner = auth_stage(auths, default_post, consumer_chains, consumer_header)
     else:
         inner = default_post
     route.handler = fold(pre, inner)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import socket
 import time
@@ -22,6 +23,7 @@ from kairos_core import __version__
 from kairos_core.config.errors import ConfigError
 from kairos_core.config.loader import LoadedConfig, load_config
 from kairos_core.gateway import Gateway
+from kairos_core.metrics import merge
 from kairos_core.process import (
     DEFAULT_CONFIG_NAME,
     SAMPLE_PATHS,
@@ -47,6 +49,7 @@ def worker_main(
     loaded: LoadedConfig,
     conn: multiprocessing.connection.Connection,
     log_level: int = logging.INFO,
+    instance_id: str = "",
 ) -> None:
     """Entry point of a worker process."""
     logging.basicConfig(
@@ -54,7 +57,7 @@ def worker_main(
         format=f"%(asctime)s %(levelname)s %(name)s[w{worker_id}]: %(message)s",
     )
     try:
-        run(_serve_worker(worker_id, workers, loaded, conn))
+        run(_serve_worker(worker_id, workers, loaded, conn, instance_id))
     except Exception as exc:  # reported to the supervisor, which decides what to do
         try:
             conn.send({"event": "failed", "error": f"{type(exc).__name__}: {exc}"})
@@ -64,9 +67,15 @@ def worker_main(
 
 
 async def _serve_worker(
-    worker_id: int, workers: int, loaded: LoadedConfig, conn: multiprocessing.connection.Connection
+    worker_id: int,
+    workers: int,
+    loaded: LoadedConfig,
+    conn: multiprocessing.connection.Connection,
+    instance_id: str,
 ) -> None:
-    gateway = Gateway(loaded, worker_id=worker_id, workers=workers, reuse_port=True)
+    gateway = Gateway(
+        loaded, worker_id=worker_id, workers=workers, reuse_port=True, instance_id=instance_id
+    )
     await gateway.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -80,6 +89,12 @@ async def _serve_worker(
             if message["op"] == "reload":
                 await gateway.reload(message["config"])
                 reply["ok"] = True
+            elif message["op"] == "command":
+                reply.update(
+                    ok=True, result=await gateway.run_command(message["name"], message["payload"])
+                )
+            elif message["op"] == "metrics":
+                reply.update(ok=True, snapshot=gateway.metrics.snapshot())
             elif message["op"] == "status":
                 reply.update(
                     ok=True,
@@ -139,6 +154,7 @@ class WorkerFleet:
         self.context.set_forkserver_preload(_PRELOAD)
         self.stopping = False
         self._next_id = 0
+        self.instance_id = f"{os.getpid()}-{os.urandom(4).hex()}"
 
     async def start(self) -> None:
         """Start every worker and wait until all serve (raise if one fails to start)."""
@@ -157,7 +173,14 @@ class WorkerFleet:
         parent_conn, child_conn = self.context.Pipe(duplex=True)
         process = self.context.Process(
             target=worker_main,
-            args=(slot.worker_id, len(self.slots), self.loaded, child_conn, self.log_level),
+            args=(
+                slot.worker_id,
+                len(self.slots),
+                self.loaded,
+                child_conn,
+                self.log_level,
+                self.instance_id,
+            ),
             name=f"kairos-worker-{slot.worker_id}",
             daemon=False,
         )
@@ -300,6 +323,19 @@ class FleetControl:
         replies = await self.fleet.command("status", timeout=5.0)
         checks = {f"worker_{i}": bool(r.get("ok")) for i, r in enumerate(replies)}
         return {"ready": all(checks.values()), "checks": checks}
+
+    async def broadcast(self, command: str, payload: dict[str, Any]) -> list[Any]:
+        """Run a plugin command in every worker."""
+        replies = await self.fleet.command("command", name=command, payload=payload)
+        errors = [r.get("error") for r in replies if not r.get("ok")]
+        if errors:
+            raise KeyError("; ".join(str(e) for e in errors))
+        return [r.get("result") for r in replies]
+
+    async def metrics(self) -> dict[str, Any]:
+        """Every worker's snapshot, merged."""
+        replies = await self.fleet.command("metrics", timeout=5.0)
+        return merge(r["snapshot"] for r in replies if r.get("ok"))
 
 
 def _concrete_ports(loaded: LoadedConfig) -> tuple[LoadedConfig, list[socket.socket]]:

@@ -51,3 +51,8 @@ def build_admin_app(
             public.add(route.path)
     app[PUBLIC_KEY] = public
     return app
+
+
+def control_plane(request: web.Request) -> ControlPlane:
+    """The control plane behind an admin request (for plugin admin routes)."""
+    return request.app[CONTROL_KEY]

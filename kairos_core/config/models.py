@@ -190,6 +190,11 @@ class ServerConfig(StrictModel):
         30.0, description="Time in-flight requests get to finish on shutdown."
     )
     request_id_header: str = "X-Request-ID"
+    consumer_header: str | None = Field(
+        "X-Consumer",
+        description="Header carrying the authenticated consumer's name upstream (a client-sent "
+        "one is always removed); null to send none.",
+    )
     server_header: str = Field(
         "kairos", description="`Server` header of responses whose backend sent none."
     )

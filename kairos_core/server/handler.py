@@ -25,7 +25,7 @@ log = logging.getLogger("kairos.server")
 class HttpSettings:
     """Per-configuration values the entry point needs on every request, resolved once."""
 
-    __slots__ = ("compression", "id_header", "server_header", "trusted")
+    __slots__ = ("compression", "consumer_header", "id_header", "server_header", "trusted")
 
     def __init__(self, runtime: Runtime) -> None:
         server = runtime.config.server
@@ -33,6 +33,7 @@ class HttpSettings:
         self.id_header = server.request_id_header
         self.server_header = server.server_header
         self.compression = server.compression
+        self.consumer_header = server.consumer_header
 
 
 class HttpEntry:
@@ -81,6 +82,8 @@ class HttpEntry:
             client_ip = peer
         headers = upstream_headers(incoming, peer, self._scheme, host_header, trusted_peer)
         headers[settings.id_header] = rid
+        if settings.consumer_header and settings.consumer_header in headers:
+            del headers[settings.consumer_header]  # only the gateway may say who the consumer is
         ctx = RequestContext(
             request,
             route,

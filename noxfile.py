@@ -1,0 +1,61 @@
+"""Sessions: the whole suite, each plugin alone, lint and docs (default); slow/bench on demand."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "plugin", "lint"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+PYTHON = "3.11"
+CI_PYTEST = ["-ra", "--timeout=120", "-p", "no:cacheprovider"]
+
+
+def _install_everything(session: nox.Session) -> None:
+    session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS))
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole suite: core tests and every plugin's tests, all plugins installed together."""
+    _install_everything(session)
+    paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
+    session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("plugin", PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin installed alone with the core: proves its dependencies are declared."""
+    session.install("-e", ".[testing]", f"./plugins/{plugin}[test]")
+    session.run("pytest", *CI_PYTEST, "-m", "not slow", f"plugins/{plugin}/tests", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy over the core, the CLI and the plugins."""
+    session.install("ruff", "mypy", "types-PyYAML")
+    _install_everything(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run(
+        "mypy",
+        "kairos_core",
+        "kairos_cli",
+        *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def slow(session: nox.Session) -> None:
+    """Long tests excluded from CI: 1 GiB transfers, soaks, slow conformance cases."""
+    _install_everything(session)
+    paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
+    env = {"KAIROS_BIG_TRANSFER": os.environ.get("KAIROS_BIG_TRANSFER", str(1024**3))}
+    session.run("pytest", "-ra", "-m", "slow", *paths, *session.posargs, env=env)

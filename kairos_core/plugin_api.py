@@ -135,7 +135,12 @@ class AuthPlugin(Generic[C]):
 
 
 class Balancer(Protocol):
-    """Chooses a backend among the available ones; must be cheap (it runs per request)."""
+    """Chooses a backend among the available ones; must be cheap (it runs per request).
+
+    A balancer may also define `observe(backend, seconds, ok)`: the core then calls it after
+    each upstream attempt with the time to the response head and whether it succeeded (no
+    connection error, status below 500), for latency-aware strategies.
+    """
 
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         """The chosen backend, or None to let the pool report that none is available."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
@@ -23,6 +24,7 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
     config = route.config
     fixed_host = config.host_header
     preserve_host = config.preserve_host
+    observe = getattr(pool.balancer, "observe", None)
 
     async def proxy(ctx: RequestContext) -> Response:
         try:
@@ -38,6 +40,7 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         elif not preserve_host:
             headers["Host"] = backend.host_header
         backend.in_flight += 1
+        sent_at = loop_time() if observe is not None else 0.0
         try:
             upstream = await client.send(
                 backend,
@@ -49,6 +52,8 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
             )
         except UpstreamError as exc:
             backend.in_flight -= 1
+            if observe is not None:
+                observe(backend, loop_time() - sent_at, False)
             if ctx.body_failure is not None:
                 return body_error_response(ctx.body_failure, ctx)
             log.warning("route %s: %s", route.name, exc)
@@ -66,6 +71,11 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         return response
 
     return proxy
+
+
+def loop_time() -> float:
+    """The running loop's clock (monotonic seconds)."""
+    return asyncio.get_running_loop().time()
 
 
 def _release(backend: object) -> None:

@@ -8,6 +8,7 @@ every worker over a pipe, and shuts them all down on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -59,10 +60,8 @@ def worker_main(
     try:
         run(_serve_worker(worker_id, workers, loaded, conn, instance_id))
     except Exception as exc:  # reported to the supervisor, which decides what to do
-        try:
+        with contextlib.suppress(OSError):
             conn.send({"event": "failed", "error": f"{type(exc).__name__}: {exc}"})
-        except OSError:
-            pass
         raise SystemExit(1) from None
 
 
@@ -116,8 +115,11 @@ async def _serve_worker(
             loop.remove_reader(conn.fileno())
             stop.set()
             return
-        loop.create_task(handle(message))
+        task = loop.create_task(handle(message))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
+    tasks: set[asyncio.Task[None]] = set()
     loop.add_reader(conn.fileno(), readable)
     conn.send({"event": "ready", "pid": multiprocessing.current_process().pid})
     try:
@@ -141,6 +143,7 @@ class WorkerSlot:
     pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     started_at: float = 0.0
     restarts: int = 0
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WorkerFleet:
@@ -188,6 +191,7 @@ class WorkerFleet:
         child_conn.close()
         slot.process, slot.conn = process, parent_conn
         slot.ready = loop.create_future()
+        slot.exited = asyncio.Event()
         slot.started_at = time.monotonic()
         loop.add_reader(parent_conn.fileno(), self._on_message, slot)
         loop.add_reader(process.sentinel, self._on_exit, slot)
@@ -218,6 +222,7 @@ class WorkerFleet:
             loop.remove_reader(slot.conn.fileno())
             slot.conn.close()
         process.join(0)
+        slot.exited.set()
         for future in slot.pending.values():
             if not future.done():
                 future.set_result({"ok": False, "error": "worker exited"})
@@ -281,13 +286,14 @@ class WorkerFleet:
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive():
                 slot.process.terminate()
-        deadline = time.monotonic() + timeout
-        for slot in self.slots:
+        running = [s for s in self.slots if s.process is not None and not s.exited.is_set()]
+        if running:
+            await asyncio.wait(
+                [asyncio.ensure_future(s.exited.wait()) for s in running], timeout=timeout
+            )
+        for slot in running:
             process = slot.process
-            if process is None:
-                continue
-            while process.is_alive() and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            assert process is not None
             if process.is_alive():
                 log.warning("worker %d did not stop in %.0fs; killing it", slot.worker_id, timeout)
                 process.kill()

@@ -73,7 +73,8 @@ class GatewayProcess:
         return self
 
     async def _read_banner(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         while True:
             raw = await self.proc.stdout.readline()
             if not raw:
@@ -93,7 +94,8 @@ class GatewayProcess:
                     self.urls.append(found.group(1))
 
     async def _drain_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         async for raw in self.proc.stderr:
             self.stderr_lines.append(raw.decode(errors="replace"))
 

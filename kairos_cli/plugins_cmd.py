@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -40,7 +41,7 @@ def list_plugins(as_json: bool, hooks: bool, config_path: str | None) -> None:
     except ConfigError as exc:
         raise click.ClickException(exc.render()) from None
     enabled = set(required_plugin_names(loaded.config))
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": p.name,
             "distribution": p.distribution,
@@ -53,7 +54,7 @@ def list_plugins(as_json: bool, hooks: bool, config_path: str | None) -> None:
     if hooks:
         host = PluginHost(builtins=[])
         try:
-            host.load(row["name"] for row in rows)  # type: ignore[misc]
+            host.load(row["name"] for row in rows)
         except PluginError as exc:
             raise click.ClickException(str(exc)) from None
         by_plugin = host.hook_names_by_plugin()
@@ -75,5 +76,5 @@ def list_plugins(as_json: bool, hooks: bool, config_path: str | None) -> None:
         mark = "enabled" if row["enabled"] else "-"
         line = f"{row['name']:<{width}}  {row['distribution']} {row['version']}  {mark}"
         if hooks:
-            line += "  hooks: " + ", ".join(row["hooks"])  # type: ignore[arg-type]
+            line += "  hooks: " + ", ".join(row["hooks"])
         click.echo(line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -45,7 +46,11 @@ def test_route(path: str, method: str, url: str, headers: tuple[str, ...], as_js
         raise click.ClickException(f"invalid path {parts.path!r}")
     found = runtime.router.match(method.upper(), host, normalized, request_headers)
     if not isinstance(found, RouteMatch):
-        result = {"matched": False, "status": 405 if found else 404, "allow": sorted(found)}
+        result: dict[str, Any] = {
+            "matched": False,
+            "status": 405 if found else 404,
+            "allow": sorted(found),
+        }
         _emit(result, as_json)
         raise SystemExit(1)
     route = found.target
@@ -67,7 +72,7 @@ def test_route(path: str, method: str, url: str, headers: tuple[str, ...], as_js
     _emit(result, as_json)
 
 
-def _emit(result: dict[str, object], as_json: bool) -> None:
+def _emit(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -76,15 +81,15 @@ def _emit(result: dict[str, object], as_json: bool) -> None:
         allow = result.get("allow")
         click.echo(
             f"no route: {status}" + (f" (allowed methods: {', '.join(allow)})" if allow else "")
-        )  # type: ignore[arg-type]
+        )
         return
     click.echo(f"route:     {result['route']}")
     params = result["params"]
     if params:
-        click.echo("params:    " + ", ".join(f"{k}={v}" for k, v in params.items()))  # type: ignore[attr-defined]
+        click.echo("params:    " + ", ".join(f"{k}={v}" for k, v in params.items()))
     click.echo(f"upstream:  {result['upstream_pool']} -> {result['upstream_url']}")
     click.echo("chain:")
-    for link in result["chain"]:  # type: ignore[attr-defined]
+    for link in result["chain"]:
         click.echo(
             f"  {link['phase']:<10} {link['name']:<20} priority={link['priority']} ({link['scope']})"
         )

@@ -54,7 +54,7 @@ def fold(links: Sequence[ChainLink], inner: Handler) -> Handler:
     """Nest ordered stages around `inner` into one handler (no per-request assembly)."""
     handler = inner
     for link in reversed(links):
-        handler = functools.partial(link.middleware, call_next=handler)
+        handler = functools.partial(link.middleware, call_next=handler)  # type: ignore[call-arg]
     return handler
 
 

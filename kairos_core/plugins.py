@@ -118,7 +118,9 @@ class PluginHost:
         missing = [n for n in wanted if n not in installed]
         failures: list[str] = []
 
-        def on_failure(_manager: Any, ep: importlib.metadata.EntryPoint, err: Exception) -> None:
+        def on_failure(
+            _manager: Any, ep: importlib.metadata.EntryPoint, err: BaseException
+        ) -> None:
             info = installed.get(ep.name)
             dist = f" (distribution {info.distribution} {info.version})" if info else ""
             failures.append(
@@ -126,7 +128,7 @@ class PluginHost:
                 f"{type(err).__name__}: {err}"
             )
 
-        manager: NamedExtensionManager = NamedExtensionManager(
+        manager: NamedExtensionManager[Any] = NamedExtensionManager(
             ENTRY_POINT_GROUP,
             names=[n for n in wanted if n in installed],
             name_order=True,

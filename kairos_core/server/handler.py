@@ -72,7 +72,7 @@ class HttpEntry:
                 )
             return await self._reply(request, settings, response, rid)
         route = found.target
-        peer = request.protocol.client_peer  # type: ignore[union-attr]
+        peer: str = request.protocol.client_peer  # type: ignore[attr-defined]
         trusted_peer = bool(settings.trusted) and peer in settings.trusted
         scheme = self._scheme
         if trusted_peer:

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import ssl
 import struct
+from asyncio import sslproto
 from collections.abc import Callable
 
 from kairos_core.forwarding import TrustedProxies
@@ -141,11 +142,12 @@ class ProxyProtocolReader(asyncio.Protocol):
             if rest:
                 handler.data_received(rest)
             return
-        tls = asyncio.sslproto.SSLProtocol(
-            asyncio.get_running_loop(),
+        loop = asyncio.get_running_loop()
+        tls = sslproto.SSLProtocol(
+            loop,
             handler,
             self._ssl_context,
-            waiter=None,
+            waiter=loop.create_future(),
             server_side=True,
             call_connection_made=True,
         )
@@ -167,7 +169,7 @@ class ProxyProtocolReader(asyncio.Protocol):
 def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        buffer = protocol.get_buffer(len(view))
+        buffer = memoryview(protocol.get_buffer(len(view)))
         size = min(len(buffer), len(view))
         buffer[:size] = view[:size]
         protocol.buffer_updated(size)

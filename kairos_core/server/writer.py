@@ -34,11 +34,11 @@ async def send_response(
     if isinstance(body, bytes):
         if not (request.method == "HEAD" and not body):
             headers.popall("Content-Length", None)
-        out = web.Response(
+        whole = web.Response(
             status=response.status, reason=response.reason, headers=headers, body=body or None
         )
         await response.close()
-        return out
+        return whole
     out = web.StreamResponse(status=response.status, reason=response.reason, headers=headers)
     try:
         await out.prepare(request)

@@ -87,9 +87,9 @@ async def start_backend(
     site = web.TCPSite(runner, host, port)
     await site.start()
     server = site._server  # the bound asyncio server: read the port the OS chose
-    assert server is not None
-    assert server.sockets
-    bound = server.sockets[0].getsockname()[1]
+    sockets = getattr(server, "sockets", None)
+    assert sockets, "backend did not bind"
+    bound = sockets[0].getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     backend = Backend(f"http://{shown}:{bound}", bound, app, runner, app.get(RECORDS_KEY, []))
     try:

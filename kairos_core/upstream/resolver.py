@@ -115,7 +115,7 @@ class TTLResolver(AbstractResolver):
             )
         except socket.gaierror as exc:
             raise OSError(f"cannot resolve {host!r}: {exc.strerror}") from None
-        return [_result(host, info[4][0], port, info[0]) for info in infos]
+        return [_result(host, str(info[4][0]), port, info[0]) for info in infos]
 
     async def close(self) -> None:
         """Nothing to release; present for aiohttp's resolver interface."""

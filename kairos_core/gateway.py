@@ -195,6 +195,7 @@ class Gateway:
             timeout = self._loaded.config.server.shutdown_timeout
         for bound in self.listeners:
             bound.server.close()
+            bound.http.pre_shutdown()  # idle keep-alive connections close now, busy ones after
         for bound in self.listeners:
             try:
                 await asyncio.wait_for(bound.http.shutdown(timeout), timeout + 1)

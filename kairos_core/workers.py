@@ -322,6 +322,15 @@ class FleetControl:
             "version": __version__,
             "workers": total,
             "workers_alive": alive,
+            "worker_processes": [
+                {
+                    "id": slot.worker_id,
+                    "pid": slot.process.pid if slot.process else None,
+                    "alive": bool(slot.process and slot.process.is_alive()),
+                    "restarts": slot.restarts,
+                }
+                for slot in self.fleet.slots
+            ],
         }
 
     async def readiness(self) -> dict[str, Any]:

@@ -42,7 +42,9 @@ class KairosRequestHandler(web_protocol.RequestHandler):
         text = "malformed HTTP request"
         if isinstance(exc, LineTooLong):
             line = exc.args[0] if exc.args else b""
-            if isinstance(line, bytes) and line.startswith((b"/", b"http", *_METHOD_PREFIXES)):
+            if isinstance(line, str):
+                line = line.encode("latin-1", "replace")
+            if bytes(line).startswith((b"/", b"http", *_METHOD_PREFIXES)):
                 status, error_type, text = 414, "uri_too_long", "request line too long"
             else:
                 status, error_type, text = (
@@ -62,7 +64,9 @@ class KairosRequestHandler(web_protocol.RequestHandler):
         body = json.dumps(
             {"status": status, "type": error_type, "message": text, "request_id": None}
         ).encode()
-        response = web.Response(status=status, body=body, content_type="application/json")
+        response = web.Response(
+            status=status, body=body, content_type="application/json", headers={"Server": "kairos"}
+        )
         response.force_close()
         return response
 

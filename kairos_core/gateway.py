@@ -15,8 +15,9 @@ from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import ListenerConfig
 from kairos_core.forwarding import TrustedProxies
 from kairos_core.metrics import Metrics
-from kairos_core.plugins import PluginHost, Registry
-from kairos_core.runtime import Runtime, build_runtime, required_plugin_names
+from kairos_core.plugins import MissingPlugins, PluginHost, Registry
+from kairos_core.config.errors import ConfigError, ConfigProblem
+from kairos_core.runtime import Runtime, build_runtime, plugin_references
 from kairos_core.server.handler import HttpEntry, HttpSettings
 from kairos_core.server.protocol import KairosServer
 from kairos_core.server.proxy_protocol import ProxyProtocolReader
@@ -77,16 +78,39 @@ class Gateway:
     def prepare(self, loaded: LoadedConfig) -> Runtime:
         """Load the plugins `loaded` needs and build its runtime (no sockets, nothing started)."""
         builtin = self.host.registry().names()
-        self.host.load(n for n in required_plugin_names(loaded.config) if n not in builtin)
+        references = plugin_references(loaded.config)
+        missing: list[ConfigProblem] = []
+        try:
+            self.host.load(n for n in references if n not in builtin)
+        except MissingPlugins as exc:
+            missing = [
+                loaded.problem(
+                    loc,
+                    f"plugin {name!r} is not installed (no entry point {name!r} in group "
+                    "'kairos'; `kairos plugins list` shows what is)",
+                )
+                for name in exc.names
+                for loc in references[name]
+            ]
         self.registry = self.host.registry()
-        return build_runtime(
-            loaded,
-            self.registry,
-            worker_id=self.worker_id,
-            workers=self.workers,
-            metrics=self.metrics,
-            instance_id=self.instance_id,
-        )
+        try:
+            runtime = build_runtime(
+                loaded,
+                self.registry,
+                worker_id=self.worker_id,
+                workers=self.workers,
+                metrics=self.metrics,
+                instance_id=self.instance_id,
+            )
+        except ConfigError as exc:
+            if not missing:
+                raise
+            reported = {p.loc for p in missing}
+            others = [p for p in exc.problems if p.loc not in reported]
+            raise ConfigError(loaded.source, missing + others) from None
+        if missing:
+            raise ConfigError(loaded.source, missing)
+        return runtime
 
     async def run_command(self, name: str, payload: dict[str, Any]) -> Any:
         """Run a plugin's named command (see GatewayServices.commands) in this process."""

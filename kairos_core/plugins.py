@@ -39,6 +39,21 @@ class PluginError(Exception):
     """A plugin the configuration needs is missing, fails to import or misbehaves."""
 
 
+class MissingPlugins(PluginError):
+    """Plugins the configuration names are not installed."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            "\n".join(
+                f"plugin {n!r} is enabled by the configuration but not installed "
+                f"(no entry point {n!r} in group {ENTRY_POINT_GROUP!r}; "
+                "`kairos plugins list` shows what is installed)"
+                for n in names
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class InstalledPlugin:
     """An entry point in the `kairos` group, read without importing it."""
@@ -146,14 +161,7 @@ class PluginHost:
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"a plugin implements an unknown hook: {exc}") from None
         if missing:
-            raise PluginError(
-                "\n".join(
-                    f"plugin {n!r} is enabled by the configuration but not installed "
-                    f"(no entry point {n!r} in group {ENTRY_POINT_GROUP!r}; "
-                    "`kairos plugins list` shows what is installed)"
-                    for n in missing
-                )
-            )
+            raise MissingPlugins(missing)
 
     def load_all(self) -> None:
         """Import every installed plugin (for `kairos plugins list --hooks` and CLI commands)."""

@@ -36,17 +36,34 @@ log = logging.getLogger("kairos.runtime")
 _PRE_AUTH = (Phase.LOG, Phase.PRE_AUTH)
 
 
+def plugin_references(config: GatewayConfig) -> dict[str, list[Loc]]:
+    """Every plugin/component name the configuration refers to, with where (first use first)."""
+    refs: dict[str, list[Loc]] = {}
+
+    def add(name: str, loc: Loc) -> None:
+        refs.setdefault(name, []).append(loc)
+
+    for i, entry in enumerate(config.plugins):
+        add(entry.name, ("plugins", i, "name"))
+    for r, route in enumerate(config.routes):
+        for i, entry in enumerate(route.plugins):
+            add(entry.name, ("routes", r, "plugins", i, "name"))
+        if isinstance(route.upstream, UpstreamConfig):
+            add(route.upstream.balancer.name, ("routes", r, "upstream", "balancer"))
+    for c, consumer in enumerate(config.consumers):
+        for i, entry in enumerate(consumer.plugins):
+            add(entry.name, ("consumers", c, "plugins", i, "name"))
+    for name, upstream in config.upstreams.items():
+        add(upstream.balancer.name, ("upstreams", name, "balancer"))
+    for i, listener in enumerate(config.listeners):
+        if listener.protocol != "http":
+            add(listener.protocol, ("listeners", i, "protocol"))
+    return refs
+
+
 def required_plugin_names(config: GatewayConfig) -> list[str]:
     """Every plugin/component name the configuration refers to, in first-use order."""
-    names: list[str] = [e.name for e in config.plugins]
-    for route in config.routes:
-        names += [e.name for e in route.plugins]
-        if isinstance(route.upstream, UpstreamConfig):
-            names.append(route.upstream.balancer.name)
-    names += [e.name for c in config.consumers for e in c.plugins]
-    names += [u.balancer.name for u in config.upstreams.values()]
-    names += [listener.protocol for listener in config.listeners if listener.protocol != "http"]
-    return list(dict.fromkeys(names))
+    return list(plugin_references(config))
 
 
 @dataclass

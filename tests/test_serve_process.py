@@ -113,8 +113,7 @@ async def test_missing_plugin_stops_startup_with_its_name(tmp_path) -> None:
         "    plugins: [{name: no-such-plugin}]\n"
     )
     with pytest.raises(
-        RuntimeError,
-        match="plugin 'no-such-plugin' is enabled by the configuration but not installed",
+        RuntimeError, match=r"plug.yaml:4: routes\[0\].plugins\[0\].name: plugin 'no-such-plugin' is not installed"
     ):
         await GatewayProcess(["--config", str(config)]).start()
 

@@ -143,11 +143,13 @@ class ProxyProtocolReader(asyncio.Protocol):
                 handler.data_received(rest)
             return
         loop = asyncio.get_running_loop()
+        handshake = loop.create_future()
+        handshake.add_done_callback(_ignore_handshake_failure)
         tls = sslproto.SSLProtocol(
             loop,
             handler,
             self._ssl_context,
-            waiter=loop.create_future(),
+            waiter=handshake,
             server_side=True,
             call_connection_made=True,
         )
@@ -164,6 +166,12 @@ class ProxyProtocolReader(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _ignore_handshake_failure(future: asyncio.Future[None]) -> None:
+    """A failed TLS handshake only closes that connection; asyncio already logged it."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _feed_buffered(protocol: asyncio.BufferedProtocol, data: bytes) -> None:

@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kairos_core.config.errors import ConfigError, ConfigProblem
 from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import ListenerConfig
 from kairos_core.forwarding import TrustedProxies
 from kairos_core.metrics import Metrics
 from kairos_core.plugins import MissingPlugins, PluginHost, Registry
-from kairos_core.config.errors import ConfigError, ConfigProblem
 from kairos_core.runtime import Runtime, build_runtime, plugin_references
 from kairos_core.server.handler import HttpEntry, HttpSettings
 from kairos_core.server.protocol import KairosServer

@@ -164,6 +164,7 @@ async def serve_single(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run one gateway process until SIGINT/SIGTERM (or `stop`); SIGHUP reloads the file."""
+    log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
     gateway = Gateway(loaded)
     await gateway.start()
     stop = stop or asyncio.Event()

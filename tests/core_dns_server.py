@@ -33,7 +33,11 @@ class TestDNS(asyncio.DatagramProtocol):
         if address is None:
             response.set_rcode(3)  # NXDOMAIN
         elif question.rdtype == dns.rdatatype.A:
-            response.answer.append(dns.rrset.from_text(question.name, self.ttl, dns.rdataclass.IN, dns.rdatatype.A, address))
+            response.answer.append(
+                dns.rrset.from_text(
+                    question.name, self.ttl, dns.rdataclass.IN, dns.rdatatype.A, address
+                )
+            )
         assert self.transport is not None
         self.transport.sendto(response.to_wire(), addr)
 

@@ -97,17 +97,31 @@ def trail(echo_backend) -> list[str]:
 async def test_phase_and_priority_order(kairos_gateway, echo_backend, http) -> None:
     gw = await kairos_gateway(
         {
-            "plugins": [{"name": "low"}, {"name": "limit"}, {"name": "high"}, {"name": "pre"}, {"name": "outer"}],
+            "plugins": [
+                {"name": "low"},
+                {"name": "limit"},
+                {"name": "high"},
+                {"name": "pre"},
+                {"name": "outer"},
+            ],
             "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
         },
         plugins=PLUGINS,
     )
     async with http.get(gw.url + "/") as response:
         assert response.status == 200
-    assert trail(echo_backend) == ["outer@global", "pre@global", "limit@global", "high@global", "low@global"]
+    assert trail(echo_backend) == [
+        "outer@global",
+        "pre@global",
+        "limit@global",
+        "high@global",
+        "low@global",
+    ]
 
 
-async def test_route_overrides_priority_replaces_and_disables(kairos_gateway, echo_backend, http) -> None:
+async def test_route_overrides_priority_replaces_and_disables(
+    kairos_gateway, echo_backend, http
+) -> None:
     upstream = {"backends": [{"url": echo_backend.url}]}
     gw = await kairos_gateway(
         {
@@ -138,7 +152,11 @@ async def test_auth_any_of_and_consumer_chains(kairos_gateway, echo_backend, htt
     gw = await kairos_gateway(
         {
             "consumers": [
-                {"name": "alice", "metadata": {"tier": "gold"}, "plugins": [{"name": "high", "config": {"label": "alice-high"}}]},
+                {
+                    "name": "alice",
+                    "metadata": {"tier": "gold"},
+                    "plugins": [{"name": "high", "config": {"label": "alice-high"}}],
+                },
                 {"name": "bob"},
             ],
             "plugins": [{"name": "high"}, {"name": "pre"}],
@@ -146,7 +164,12 @@ async def test_auth_any_of_and_consumer_chains(kairos_gateway, echo_backend, htt
                 {
                     "prefix": "/",
                     "upstream": {"backends": [{"url": echo_backend.url}]},
-                    "plugins": [{"name": "token", "config": {"tokens": {"a": "alice", "b": "bob", "x": "banned"}}}],
+                    "plugins": [
+                        {
+                            "name": "token",
+                            "config": {"tokens": {"a": "alice", "b": "bob", "x": "banned"}},
+                        }
+                    ],
                 }
             ],
         },
@@ -184,7 +207,15 @@ async def test_stage_can_answer_without_the_upstream(kairos_gateway, echo_backen
             register(StagePlugin(name="blocker", build=lambda c, b: block))
 
     gw = await kairos_gateway(
-        {"routes": [{"path": "/items/{id}", "upstream": {"backends": [{"url": echo_backend.url}]}, "plugins": [{"name": "blocker"}]}]},
+        {
+            "routes": [
+                {
+                    "path": "/items/{id}",
+                    "upstream": {"backends": [{"url": echo_backend.url}]},
+                    "plugins": [{"name": "blocker"}],
+                }
+            ]
+        },
         plugins=[Blocker()],
     )
     async with http.get(gw.url + "/items/blocked") as response:
@@ -194,7 +225,9 @@ async def test_stage_can_answer_without_the_upstream(kairos_gateway, echo_backen
     assert len(echo_backend.records) == 1
 
 
-async def test_a_stage_that_raises_gives_500_and_other_routes_work(kairos_gateway, echo_backend, http) -> None:
+async def test_a_stage_that_raises_gives_500_and_other_routes_work(
+    kairos_gateway, echo_backend, http
+) -> None:
     class Broken:
         @hookimpl
         def register_transformers(self, register):
@@ -205,7 +238,12 @@ async def test_a_stage_that_raises_gives_500_and_other_routes_work(kairos_gatewa
 
     upstream = {"backends": [{"url": echo_backend.url}]}
     gw = await kairos_gateway(
-        {"routes": [{"path": "/bad", "upstream": upstream, "plugins": [{"name": "broken"}]}, {"path": "/good", "upstream": upstream}]},
+        {
+            "routes": [
+                {"path": "/bad", "upstream": upstream, "plugins": [{"name": "broken"}]},
+                {"path": "/good", "upstream": upstream},
+            ]
+        },
         plugins=[Broken()],
     )
     async with http.get(gw.url + "/bad") as response:
@@ -224,7 +262,11 @@ async def test_plugin_config_errors_are_located(echo_backend) -> None:
             {
                 "path": "/a",
                 "upstream": {"backends": [{"url": echo_backend.url}]},
-                "plugins": [{"name": "high", "config": {"lable": "typo"}}, {"name": "round_robin"}, {"name": "ghost"}],
+                "plugins": [
+                    {"name": "high", "config": {"lable": "typo"}},
+                    {"name": "round_robin"},
+                    {"name": "ghost"},
+                ],
             }
         ],
     }
@@ -239,4 +281,11 @@ async def test_plugin_config_errors_are_located(echo_backend) -> None:
 
 
 def test_phases_are_ordered() -> None:
-    assert [p.name for p in sorted(Phase)] == ["LOG", "PRE_AUTH", "AUTH", "TRAFFIC", "CACHE", "TRANSFORM"]
+    assert [p.name for p in sorted(Phase)] == [
+        "LOG",
+        "PRE_AUTH",
+        "AUTH",
+        "TRAFFIC",
+        "CACHE",
+        "TRANSFORM",
+    ]

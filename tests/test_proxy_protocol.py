@@ -11,20 +11,33 @@ from pathlib import Path
 import pytest
 import trustme
 
-from kairos_core.server.proxy_protocol import ProxyHeaderError, V2_SIGNATURE, parse_proxy_header
+from kairos_core.server.proxy_protocol import V2_SIGNATURE, ProxyHeaderError, parse_proxy_header
 
 
-def v2_header(source: str, destination: str = "192.0.2.1", sport: int = 5555, dport: int = 443) -> bytes:
+def v2_header(
+    source: str, destination: str = "192.0.2.1", sport: int = 5555, dport: int = 443
+) -> bytes:
     family = socket.AF_INET6 if ":" in source else socket.AF_INET
     if family == socket.AF_INET:
-        body = socket.inet_pton(family, source) + socket.inet_pton(family, destination) + struct.pack("!HH", sport, dport)
+        body = (
+            socket.inet_pton(family, source)
+            + socket.inet_pton(family, destination)
+            + struct.pack("!HH", sport, dport)
+        )
         return V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
-    body = socket.inet_pton(family, source) + socket.inet_pton(family, "2001:db8::1") + struct.pack("!HH", sport, dport)
+    body = (
+        socket.inet_pton(family, source)
+        + socket.inet_pton(family, "2001:db8::1")
+        + struct.pack("!HH", sport, dport)
+    )
     return V2_SIGNATURE + bytes([0x21, 0x21]) + struct.pack("!H", len(body)) + body
 
 
 def test_header_parsing() -> None:
-    assert parse_proxy_header(b"PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET") == ("203.0.113.7", 42)
+    assert parse_proxy_header(b"PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET") == (
+        "203.0.113.7",
+        42,
+    )
     assert parse_proxy_header(b"PROXY UNKNOWN\r\n") == (None, 15)
     assert parse_proxy_header(b"PROXY TCP4 1.2.3.4") is None
     assert parse_proxy_header(b"PRO") is None
@@ -32,7 +45,11 @@ def test_header_parsing() -> None:
     assert parse_proxy_header(v2_header("198.51.100.4")[:20]) is None
     local = V2_SIGNATURE + bytes([0x20, 0x00, 0, 0])
     assert parse_proxy_header(local) == (None, 16)
-    for bad in (b"GET / HTTP/1.1\r\n", b"PROXY TCP4 1.2.3.4 nope 1 2\r\n", b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n"):
+    for bad in (
+        b"GET / HTTP/1.1\r\n",
+        b"PROXY TCP4 1.2.3.4 nope 1 2\r\n",
+        b"PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n",
+    ):
         with pytest.raises(ProxyHeaderError):
             parse_proxy_header(bad)
 
@@ -83,7 +100,12 @@ async def test_proxy_header_then_tls(kairos_gateway, echo_backend, tmp_path: Pat
     gw = await kairos_gateway(
         {
             "listeners": [
-                {"host": "127.0.0.1", "port": 0, "proxy_protocol": True, "tls": {"certificates": [{"cert": str(cert), "key": str(key)}]}}
+                {
+                    "host": "127.0.0.1",
+                    "port": 0,
+                    "proxy_protocol": True,
+                    "tls": {"certificates": [{"cert": str(cert), "key": str(key)}]},
+                }
             ],
             "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
         }
@@ -99,7 +121,9 @@ async def test_proxy_header_then_tls(kairos_gateway, echo_backend, tmp_path: Pat
     assert record.headers["X-Forwarded-Proto"] == "https"
 
 
-async def test_untrusted_peer_is_refused_when_trusted_proxies_are_set(kairos_gateway, echo_backend) -> None:
+async def test_untrusted_peer_is_refused_when_trusted_proxies_are_set(
+    kairos_gateway, echo_backend
+) -> None:
     gw = await kairos_gateway(
         {
             "server": {"trusted_proxies": ["10.0.0.0/8"]},
@@ -108,6 +132,8 @@ async def test_untrusted_peer_is_refused_when_trusted_proxies_are_set(kairos_gat
         }
     )
     port = int(gw.url.rsplit(":", 1)[1])
-    answer = await exchange(port, b"PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    answer = await exchange(
+        port, b"PROXY TCP4 203.0.113.7 192.0.2.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
     assert answer == b""
     assert echo_backend.records == []

@@ -27,8 +27,10 @@ def write_config(
     return path
 
 
-def slow_app() -> web.Application:
+def slow_app(started: list[str] | None = None) -> web.Application:
     async def slow(request: web.Request) -> web.Response:
+        if started is not None:
+            started.append(request.path)
         await asyncio.sleep(float(request.query.get("s", "0")))
         return web.Response(text="done")
 
@@ -53,12 +55,14 @@ async def test_upstream_mode_and_every_printed_url(echo_backend, http) -> None:
 
 
 async def test_graceful_shutdown_finishes_in_flight_requests(backend_factory, tmp_path) -> None:
-    backend = await backend_factory(slow_app())
+    started: list[str] = []
+    backend = await backend_factory(slow_app(started))
     config = write_config(tmp_path / "gw.yaml", backend.url)
     gateway = await GatewayProcess(["--config", str(config)]).start()
     async with aiohttp.ClientSession() as session:
         pending = asyncio.create_task(session.get(gateway.url + "/?s=1.0"))
-        await asyncio.sleep(0.3)
+        while not started:
+            await asyncio.sleep(0.02)
         gateway.signal(signal.SIGTERM)
         response = await pending
         assert response.status == 200
@@ -113,7 +117,8 @@ async def test_missing_plugin_stops_startup_with_its_name(tmp_path) -> None:
         "    plugins: [{name: no-such-plugin}]\n"
     )
     with pytest.raises(
-        RuntimeError, match=r"plug.yaml:4: routes\[0\].plugins\[0\].name: plugin 'no-such-plugin' is not installed"
+        RuntimeError,
+        match=r"plug.yaml:4: routes\[0\].plugins\[0\].name: plugin 'no-such-plugin' is not installed",
     ):
         await GatewayProcess(["--config", str(config)]).start()
 
@@ -155,3 +160,11 @@ async def test_workers_share_the_port_and_a_dead_worker_is_replaced(echo_backend
                 assert (await response.json())["ready"] is True
     finally:
         assert await gateway.stop() == 0
+
+
+async def test_uvloop_is_used_when_installed(echo_backend) -> None:
+    gateway = await GatewayProcess(
+        ["--upstream", echo_backend.url, "--port", "0", "--admin", "off"]
+    ).start()
+    await gateway.stop()
+    assert any("event loop: uvloop" in line for line in gateway.stderr_lines)

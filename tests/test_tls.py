@@ -34,13 +34,17 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 async def peer_certificate_names(port: int, server_name: str, ca: trustme.CA) -> list[str]:
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(ca), server_hostname=server_name)
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_context(ca), server_hostname=server_name
+    )
     cert = writer.get_extra_info("peercert")
     writer.close()
     return [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
 
 
-async def test_https_listener_serves_certificates_by_sni(kairos_gateway, echo_backend, ca, tmp_path) -> None:
+async def test_https_listener_serves_certificates_by_sni(
+    kairos_gateway, echo_backend, ca, tmp_path
+) -> None:
     a_cert, a_key = write_pair(ca.issue_cert("a.example.test"), tmp_path, "a")
     b_cert, b_key = write_pair(ca.issue_cert("*.b.example.test"), tmp_path, "b")
     gw = await kairos_gateway(
@@ -66,13 +70,19 @@ async def test_https_listener_serves_certificates_by_sni(kairos_gateway, echo_ba
     assert await peer_certificate_names(port, "x.b.example.test", ca) == ["*.b.example.test"]
     default_only = client_context(ca)
     default_only.check_hostname = False
-    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=default_only, server_hostname="unknown.test")
-    names = [v for k, v in writer.get_extra_info("peercert").get("subjectAltName", ()) if k == "DNS"]
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=default_only, server_hostname="unknown.test"
+    )
+    names = [
+        v for k, v in writer.get_extra_info("peercert").get("subjectAltName", ()) if k == "DNS"
+    ]
     writer.close()
     assert names == ["a.example.test"]  # the first certificate is the default
     connector = aiohttp.TCPConnector(ssl=client_context(ca))
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(f"https://127.0.0.1:{port}/hi", server_hostname="a.example.test") as response:
+        async with session.get(
+            f"https://127.0.0.1:{port}/hi", server_hostname="a.example.test"
+        ) as response:
             assert response.status == 200
     assert echo_backend.records[-1].headers["X-Forwarded-Proto"] == "https"
 
@@ -80,7 +90,9 @@ async def test_https_listener_serves_certificates_by_sni(kairos_gateway, echo_ba
 async def test_http_listener_can_redirect_to_https(kairos_gateway, echo_backend, http) -> None:
     gw = await kairos_gateway(
         {
-            "listeners": [{"host": "127.0.0.1", "port": 0, "redirect_to_https": "https://example.test:8443"}],
+            "listeners": [
+                {"host": "127.0.0.1", "port": 0, "redirect_to_https": "https://example.test:8443"}
+            ],
             "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
         }
     )
@@ -101,7 +113,9 @@ def https_backend_app() -> web.Application:
     return app
 
 
-async def start_https_backend(ca: trustme.CA, tmp_path: Path, name: str, require_client: bool = False) -> Any:
+async def start_https_backend(
+    ca: trustme.CA, tmp_path: Path, name: str, require_client: bool = False
+) -> Any:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(name).configure_cert(context)
     if require_client:
@@ -124,7 +138,10 @@ async def test_https_upstream_verification(kairos_gateway, ca, tmp_path, http) -
         gw = await kairos_gateway(
             {
                 "upstreams": {
-                    "trusted": {"backends": [{"url": url}], "tls": {"ca_bundle": str(ca_path), "server_name": "backend.internal"}},
+                    "trusted": {
+                        "backends": [{"url": url}],
+                        "tls": {"ca_bundle": str(ca_path), "server_name": "backend.internal"},
+                    },
                     "untrusted": {"backends": [{"url": url}]},
                     "wrong_name": {"backends": [{"url": url}], "tls": {"ca_bundle": str(ca_path)}},
                     "unverified": {"backends": [{"url": url}], "tls": {"verify": False}},
@@ -158,10 +175,15 @@ async def test_https_upstream_with_client_certificate(kairos_gateway, ca, tmp_pa
         gw = await kairos_gateway(
             {
                 "upstreams": {
-                    "mtls": {"backends": [{"url": url}], "tls": {**tls, "client_cert": client_cert, "client_key": client_key}},
+                    "mtls": {
+                        "backends": [{"url": url}],
+                        "tls": {**tls, "client_cert": client_cert, "client_key": client_key},
+                    },
                     "anonymous": {"backends": [{"url": url}], "tls": tls},
                 },
-                "routes": [{"path": f"/{n}", "upstream": n, "rewrite": "/"} for n in ("mtls", "anonymous")],
+                "routes": [
+                    {"path": f"/{n}", "upstream": n, "rewrite": "/"} for n in ("mtls", "anonymous")
+                ],
             }
         )
         async with http.get(gw.url + "/mtls") as response:
@@ -173,7 +195,9 @@ async def test_https_upstream_with_client_certificate(kairos_gateway, ca, tmp_pa
         await runner.cleanup()
 
 
-async def test_listener_can_require_client_certificates(kairos_gateway, echo_backend, ca, tmp_path) -> None:
+async def test_listener_can_require_client_certificates(
+    kairos_gateway, echo_backend, ca, tmp_path
+) -> None:
     cert, key = write_pair(ca.issue_cert("gw.test"), tmp_path, "gw")
     ca_path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
@@ -183,7 +207,11 @@ async def test_listener_can_require_client_certificates(kairos_gateway, echo_bac
                 {
                     "host": "127.0.0.1",
                     "port": 0,
-                    "tls": {"certificates": [{"cert": cert, "key": key}], "client_ca": str(ca_path), "client_cert": "required"},
+                    "tls": {
+                        "certificates": [{"cert": cert, "key": key}],
+                        "client_ca": str(ca_path),
+                        "client_cert": "required",
+                    },
                 }
             ],
             "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
@@ -192,7 +220,9 @@ async def test_listener_can_require_client_certificates(kairos_gateway, echo_bac
     port = int(gw.url.rsplit(":", 1)[1])
     anonymous = client_context(ca)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=anonymous, server_hostname="gw.test")
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=anonymous, server_hostname="gw.test"
+        )
         writer.write(b"GET / HTTP/1.1\r\nHost: gw.test\r\n\r\n")
         await writer.drain()
         answer = await reader.read()
@@ -213,7 +243,17 @@ async def test_unreadable_certificate_is_a_clear_error(tmp_path) -> None:
     from kairos_core.tls import TLSConfigError
 
     config = {
-        "listeners": [{"host": "127.0.0.1", "port": 0, "tls": {"certificates": [{"cert": str(tmp_path / "no.pem"), "key": str(tmp_path / "no.key")}]}}],
+        "listeners": [
+            {
+                "host": "127.0.0.1",
+                "port": 0,
+                "tls": {
+                    "certificates": [
+                        {"cert": str(tmp_path / "no.pem"), "key": str(tmp_path / "no.key")}
+                    ]
+                },
+            }
+        ],
         "routes": [],
     }
     with pytest.raises(TLSConfigError, match="cannot load certificate"):

@@ -17,7 +17,12 @@ async def test_backend_name_follows_dns_changes(kairos_gateway, http) -> None:
                 gw = await kairos_gateway(
                     {
                         "resolver": {"nameservers": [f"127.0.0.1:{dns.port}"], "min_ttl": 0},
-                        "upstreams": {"svc": {"backends": [{"url": f"http://backend.test:{first.port}"}], "keepalive_timeout": 0.05}},
+                        "upstreams": {
+                            "svc": {
+                                "backends": [{"url": f"http://backend.test:{first.port}"}],
+                                "keepalive_timeout": 0.05,
+                            }
+                        },
                         "routes": [{"prefix": "/", "upstream": "svc"}],
                     }
                 )
@@ -43,7 +48,9 @@ async def test_unresolvable_backend_is_a_502(kairos_gateway, http) -> None:
         gw = await kairos_gateway(
             {
                 "resolver": {"nameservers": [f"127.0.0.1:{dns.port}"]},
-                "routes": [{"prefix": "/", "upstream": {"backends": [{"url": "http://nowhere.test:80"}]}}],
+                "routes": [
+                    {"prefix": "/", "upstream": {"backends": [{"url": "http://nowhere.test:80"}]}}
+                ],
             }
         )
         async with http.get(gw.url + "/") as response:

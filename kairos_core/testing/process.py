@@ -34,6 +34,7 @@ class GatewayProcess:
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self._stderr_task: asyncio.Task[None] | None = None
+        self._terminating = False
 
     @property
     def url(self) -> str:
@@ -102,6 +103,8 @@ class GatewayProcess:
     def signal(self, signum: int) -> None:
         """Send a signal to the gateway process."""
         assert self.proc is not None
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._terminating = True
         self.proc.send_signal(signum)
 
     async def stop(self, timeout: float = 20.0) -> int | None:
@@ -110,7 +113,8 @@ class GatewayProcess:
         if proc is None:
             return None
         if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
+            if not self._terminating:
+                proc.send_signal(signal.SIGTERM)
             try:
                 async with asyncio.timeout(timeout):
                     await proc.wait()

@@ -40,6 +40,7 @@ class RequestContext:
         "_params",
         "backend",
         "body_failure",
+        "body_started",
         "claims",
         "client_ip",
         "consumer",
@@ -87,6 +88,8 @@ class RequestContext:
         self.backend: Backend | None = None
         self.expect_continue = False
         """The client waits for `100 Continue` before sending its body."""
+        self.body_started = False
+        """Some of the streamed body has been read (it can no longer be sent again)."""
         self.body_failure: BaseException | None = None
         """Why streaming the client's body upstream failed (too large, client timeout)."""
         self.state: dict[str, Any] = {}
@@ -123,6 +126,11 @@ class RequestContext:
     def body_buffered(self) -> bool:
         """True once a stage has read the whole body into memory."""
         return self._body is not None
+
+    @property
+    def body_replayable(self) -> bool:
+        """Whether the body could be sent again (buffered, absent, or not yet read at all)."""
+        return self._body is not None or not self.body_started
 
     def add_cleanup(self, callback: Callable[[], Awaitable[None] | None]) -> None:
         """Run `callback` when the request is finished, however it ends."""
@@ -193,6 +201,7 @@ class RequestContext:
         return self._stream_all()
 
     async def _stream_all(self) -> AsyncIterator[bytes]:
+        self.body_started = True
         try:
             if self._body_prefix:
                 yield self._body_prefix

@@ -63,6 +63,7 @@ class Gateway:
         self._current: tuple[Runtime, HttpSettings] | None = None
         self.registry: Registry | None = None
         self.metrics = Metrics()
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @property
     def runtime(self) -> Runtime:
@@ -201,17 +202,28 @@ class Gateway:
         """Build `loaded` aside, swap it in at once, then retire the old runtime when idle."""
         runtime = self.prepare(loaded)
         old = self._runtime
+        if old is not None:
+            runtime.adopt(old)
         await self._activate(runtime)
         self._loaded = loaded
         if old is not None:
-            asyncio.get_running_loop().create_task(self._retire(old))
+            await old.stop_background()
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     async def _retire(self, old: Runtime, grace: float = 30.0) -> None:
-        await asyncio.sleep(min(grace, self._loaded.config.server.shutdown_timeout))
-        for result in self.host.call("kairos_shutdown", services=old.services):
+        """Close a replaced runtime once requests that started on it have had time to finish."""
+        try:
+            await asyncio.sleep(min(grace, self._loaded.config.server.shutdown_timeout))
+        finally:
+            await self._close_runtime(old)
+
+    async def _close_runtime(self, runtime: Runtime) -> None:
+        for result in self.host.call("kairos_shutdown", services=runtime.services):
             if inspect.isawaitable(result):
                 await result
-        await old.close()
+        await runtime.close()
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish up to `timeout`, then close everything."""
@@ -234,11 +246,12 @@ class Gateway:
             except Exception:
                 log.exception("closing %s failed", _listener.protocol)
         self.services.clear()
+        for task in list(self._retiring):
+            task.cancel()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         if self._runtime is not None:
-            for result in self.host.call("kairos_shutdown", services=self._runtime.services):
-                if inspect.isawaitable(result):
-                    await result
-            await self._runtime.close()
+            await self._close_runtime(self._runtime)
             self._runtime = None
 
 

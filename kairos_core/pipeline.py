@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kairos_core.config.models import RouteConfig, Timeouts
 from kairos_core.context import Consumer, RequestContext
 from kairos_core.plugin_api import Authenticator, AuthFailure, Handler, Middleware, Phase, Scope
 from kairos_core.response import Response, error_response
 from kairos_core.upstream.pool import UpstreamPool
+
+if TYPE_CHECKING:
+    from kairos_core.resilience.retry import RetryPolicy
+    from kairos_core.resilience.traffic import Mirror, TrafficSplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,9 @@ class CompiledRoute:
     chain: list[dict[str, Any]] = field(default_factory=list)
     consumer_chains: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rewrite_parts: tuple[tuple[str, bool], ...] | None = None
+    retry: RetryPolicy | None = None
+    split: TrafficSplit | None = None
+    mirror: Mirror | None = None
 
     def upstream_path(self, path: str, raw_params: Mapping[str, str], matched_prefix: str) -> str:
         """The path sent upstream: rewritten, prefix-stripped, or as received (normalised)."""

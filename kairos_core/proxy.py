@@ -1,48 +1,89 @@
-"""The innermost handler of every HTTP route: pick a backend, send the request, stream back."""
+"""The innermost handler of every HTTP route: pick a backend, send, retry if allowed, stream back.
+
+The first attempt is plain code; tenacity is entered only after a failure that the route's
+retry policy wants to retry, so healthy traffic never pays for the retry machinery.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import response_headers
 from kairos_core.pipeline import CompiledRoute
 from kairos_core.plugin_api import Handler
+from kairos_core.resilience.retry import RetryPolicy
 from kairos_core.response import Response, error_response
 from kairos_core.upstream.client import UpstreamError
-from kairos_core.upstream.pool import NoBackendAvailable
+from kairos_core.upstream.pool import (
+    BROKEN,
+    CONNECT_ERROR,
+    TIMEOUT,
+    Backend,
+    NoBackendAvailable,
+    UpstreamPool,
+)
 
 log = logging.getLogger("kairos.proxy")
 
+_ERROR_OUTCOMES = {"connect": CONNECT_ERROR, "connect_timeout": TIMEOUT, "timeout": TIMEOUT}
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at a backend: the response to return and how it went."""
+
+    response: Response
+    backend: Backend | None
+    outcome: int
+    """The status, or CONNECT_ERROR / TIMEOUT / BROKEN; 0 when no backend was tried."""
+    sent: bool
+    """Whether request bytes may have reached the backend."""
+
 
 def make_proxy_handler(route: CompiledRoute) -> Handler:
-    """Build the handler that forwards a request of `route` to its upstream pool."""
-    pool = route.pool
-    client = pool.client
+    """Build the handler that forwards a request of `route` to its upstream pool(s)."""
+    default_pool = route.pool
+    split = route.split
+    mirror = route.mirror
+    policy = route.retry
     timeouts = route.timeouts
     config = route.config
     fixed_host = config.host_header
     preserve_host = config.preserve_host
-    observe = getattr(pool.balancer, "observe", None)
 
-    async def proxy(ctx: RequestContext) -> Response:
+    async def attempt(
+        ctx: RequestContext, pool: UpstreamPool, exclude: tuple[Backend, ...]
+    ) -> Attempt:
         try:
-            backend = pool.choose(ctx)
+            backend = pool.choose(ctx, exclude)
         except NoBackendAvailable as exc:
             response = error_response(503, "no_backend_available", str(exc), ctx.request_id)
-            response.headers["Retry-After"] = "1"
-            return response
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+            return Attempt(response, None, 0, False)
         ctx.backend = backend
         headers = ctx.headers
         if fixed_host is not None:
             headers["Host"] = fixed_host
         elif not preserve_host:
             headers["Host"] = backend.host_header
-        backend.in_flight += 1
-        sent_at = loop_time() if observe is not None else 0.0
+        observe = pool.observe
+        sent_at = asyncio.get_running_loop().time() if observe is not None else 0.0
+        backend.attempt()
         try:
-            upstream = await client.send(
+            upstream = await pool.client.send(
                 backend,
                 ctx.request.method,
                 ctx.upstream_target,
@@ -51,35 +92,118 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
                 timeouts,
             )
         except UpstreamError as exc:
-            backend.in_flight -= 1
+            backend.release()
+            outcome = _ERROR_OUTCOMES.get(exc.kind, BROKEN)
+            backend.report(outcome)
             if observe is not None:
-                observe(backend, loop_time() - sent_at, False)
+                observe(backend, asyncio.get_running_loop().time() - sent_at, False)
             if ctx.body_failure is not None:
-                return body_error_response(ctx.body_failure, ctx)
+                return Attempt(body_error_response(ctx.body_failure, ctx), backend, 0, True)
             log.warning("route %s: %s", route.name, exc)
-            return error_response(exc.status, f"upstream_{exc.kind}", str(exc), ctx.request_id)
+            return Attempt(
+                error_response(exc.status, f"upstream_{exc.kind}", str(exc), ctx.request_id),
+                backend,
+                outcome,
+                exc.sent,
+            )
         except RequestBodyTooLarge:
-            backend.in_flight -= 1
-            return body_error_response(RequestBodyTooLarge(ctx.max_body_size), ctx)
+            backend.release()
+            return Attempt(
+                body_error_response(RequestBodyTooLarge(ctx.max_body_size), ctx), backend, 0, True
+            )
         except BaseException:
-            backend.in_flight -= 1
+            backend.release()
             raise
+        status = upstream.status
+        backend.report(status)
+        if observe is not None:
+            observe(backend, asyncio.get_running_loop().time() - sent_at, status < 500)
         response = Response(
-            upstream.status, response_headers(upstream.headers), upstream.body, upstream.reason
+            status, response_headers(upstream.headers), upstream.body, upstream.reason
         )
-        response.on_close(lambda: _release(backend))
-        return response
+        response.on_close(backend.release)
+        return Attempt(response, backend, status, True)
+
+    async def proxy(ctx: RequestContext) -> Response:
+        pool = split.choose(ctx) if split is not None else default_pool
+        if policy is not None:
+            policy.budget.note_request()
+            await _make_replayable(ctx, policy)
+        if mirror is not None:
+            await mirror.maybe_copy(ctx)
+        first = await attempt(ctx, pool, ())
+        if policy is None or not policy.wants(first.outcome) or not _may_retry(ctx, policy, first):
+            return first.response
+        return await _retry(ctx, pool, policy, first, attempt)
 
     return proxy
 
 
-def loop_time() -> float:
-    """The running loop's clock (monotonic seconds)."""
-    return asyncio.get_running_loop().time()
+async def _make_replayable(ctx: RequestContext, policy: RetryPolicy) -> None:
+    """Buffer a small request body up front so a retry can send it again."""
+    if ctx.body_buffered or not ctx.request.body_exists:
+        return
+    length = ctx.request.content_length
+    if length is not None and length <= policy.replay_buffer:
+        await ctx.read_body()
 
 
-def _release(backend: object) -> None:
-    backend.in_flight -= 1  # type: ignore[attr-defined]
+def _may_retry(ctx: RequestContext, policy: RetryPolicy, last: Attempt) -> bool:
+    """The idempotency rule, body replayability and the retry budget, in that order."""
+    if not policy.may_resend(ctx.request.method, last.sent):
+        return False
+    if not ctx.body_replayable:
+        return False
+    if not policy.budget.try_spend():
+        policy.budget_refusals += 1
+        return False
+    return True
+
+
+AttemptFunction = Callable[[RequestContext, UpstreamPool, tuple[Backend, ...]], Awaitable[Attempt]]
+
+
+async def _retry(
+    ctx: RequestContext,
+    pool: UpstreamPool,
+    policy: RetryPolicy,
+    first: Attempt,
+    attempt: AttemptFunction,
+) -> Response:
+    """Further attempts under tenacity: backoff with full jitter, other backends first."""
+    tried: list[Backend] = [first.backend] if first.backend is not None else []
+    last = first
+    stop: stop_base = stop_after_attempt(policy.max_retries)
+    if policy.deadline is not None:
+        remaining = policy.deadline - (asyncio.get_running_loop().time() - ctx.started)
+        stop = stop | stop_after_delay(max(0.0, remaining))
+    backoff = policy.config.backoff
+
+    def again(state: RetryCallState) -> bool:
+        result: Attempt = state.outcome.result()  # type: ignore[union-attr]
+        return policy.wants(result.outcome) and _may_retry(ctx, policy, result)
+
+    retrying = AsyncRetrying(
+        stop=stop,
+        wait=wait_random_exponential(
+            multiplier=backoff.initial, max=backoff.max, exp_base=backoff.multiplier
+        ),
+        retry=again,
+        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+    )
+
+    async def next_attempt() -> Attempt:
+        nonlocal last
+        await last.response.close()
+        policy.retries_made += 1
+        ctx.state["retries"] = ctx.state.get("retries", 0) + 1
+        last = await attempt(ctx, pool, tuple(tried))
+        if last.backend is not None:
+            tried.append(last.backend)
+        return last
+
+    result: Attempt = await retrying(next_attempt)
+    return result.response
 
 
 def body_error_response(error: BaseException, ctx: RequestContext) -> Response:

@@ -26,6 +26,8 @@ from kairos_core.pipeline import (
 from kairos_core.plugin_api import BuildContext, GatewayServices, Handler, Phase, Scope
 from kairos_core.plugins import Registry
 from kairos_core.proxy import make_proxy_handler
+from kairos_core.resilience.retry import RetryPolicy
+from kairos_core.resilience.traffic import Mirror, TrafficSplit
 from kairos_core.router import PatternError, Router, RouteSpec
 from kairos_core.tls import TLSConfigError, upstream_context
 from kairos_core.upstream.client import AiohttpUpstreamClient
@@ -83,11 +85,25 @@ class Runtime:
         return self.loaded.config
 
     async def start(self) -> None:
-        """Start plugin instances that have background work (token refresh, pools...)."""
+        """Start health checks and plugin instances that have background work."""
+        for pool in self.pools.values():
+            await pool.start()
         for resource in self.resources:
             starter = getattr(resource, "start", None)
             if starter is not None:
                 await starter()
+
+    def adopt(self, old: Runtime) -> None:
+        """Carry backend health and circuit state over from the runtime this one replaces."""
+        for name, pool in self.pools.items():
+            previous = old.pools.get(name)
+            if previous is not None:
+                pool.adopt(previous)
+
+    async def stop_background(self) -> None:
+        """Stop health checks and timers at once (the runtime has just been replaced)."""
+        for pool in self.pools.values():
+            await pool.stop_background()
 
     async def close(self) -> None:
         """Release pools and plugin instances; call once no request uses this runtime."""
@@ -298,6 +314,15 @@ def build_runtime(
                 else route_config.compression
             ),
         )
+        if route_config.retry is not None:
+            route.retry = RetryPolicy(route_config.retry)
+        if route_config.split:
+            route.split = TrafficSplit(route_config.split, pools, pool)
+        if route_config.mirror is not None:
+            route.mirror = Mirror(
+                route_config.mirror, pools[route_config.mirror.upstream], route.timeouts
+            )
+            builder.resources.append(route.mirror)
         if route_config.rewrite is not None:
             try:
                 route.rewrite_parts = compile_rewrite(route_config.rewrite)

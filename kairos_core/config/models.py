@@ -17,6 +17,14 @@ from pydantic import (
     model_validator,
 )
 
+from kairos_core.config.resilience import (
+    CircuitBreakerConfig,
+    HealthCheckConfig,
+    MirrorConfig,
+    RetryConfig,
+    SplitRule,
+)
+
 HTTP_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
 )
@@ -255,6 +263,11 @@ class UpstreamConfig(StrictModel):
         description="Fixed DNS cache lifetime for backend host names; by default the "
         "answer's own TTL is honoured.",
     )
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    panic_mode: bool = Field(
+        False, description="When no backend is healthy, spread requests over all of them."
+    )
 
 
 class Timeouts(StrictModel):
@@ -308,6 +321,11 @@ class RouteConfig(StrictModel):
         None, description="Overrides server.max_body_size on this route."
     )
     compression: bool | None = Field(None, description="Overrides server.compression.enabled.")
+    retry: RetryConfig | None = Field(None, description="Retry failed attempts on other backends.")
+    split: list[SplitRule] = Field(
+        default_factory=list, description="Send matching or weighted shares to other pools."
+    )
+    mirror: MirrorConfig | None = Field(None, description="Copy requests to a shadow pool.")
     plugins: list[PluginEntry] = Field(default_factory=list)
 
     @field_validator("name")
@@ -422,6 +440,20 @@ class GatewayConfig(StrictModel):
                     ("routes", index, "upstream"),
                     f"unknown upstream {route.upstream!r}; defined: "
                     f"{', '.join(sorted(self.upstreams)) or 'none'}",
+                )
+            for s_index, rule in enumerate(route.split):
+                if rule.upstream not in self.upstreams:
+                    raise _located(
+                        ("routes", index, "split", s_index, "upstream"),
+                        f"unknown upstream {rule.upstream!r}",
+                    )
+            total = sum(rule.weight for rule in route.split if not (rule.header or rule.cookie))
+            if total > 100:
+                raise _located(("routes", index, "split"), f"weights add up to {total}% (> 100%)")
+            if route.mirror is not None and route.mirror.upstream not in self.upstreams:
+                raise _located(
+                    ("routes", index, "mirror", "upstream"),
+                    f"unknown upstream {route.mirror.upstream!r}",
                 )
             name = route.display_name
             if name in names:

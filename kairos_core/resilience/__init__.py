@@ -1,0 +1,1 @@
+"""Keeping backends usable: health checks, circuit breakers, retries, traffic splits, mirrors."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import os
+import random
 import re
 from collections.abc import Iterable, Mapping
 
@@ -98,7 +98,7 @@ def upstream_headers(
         out["X-Forwarded-Host"] = host
     element = f"for={_forwarded_node(peer)};proto={scheme}"
     if host:
-        element += f';host="{host}"' if not _is_token(host) else f";host={host}"
+        element += _forwarded_host(host)
     prior = incoming.get("Forwarded") if trusted_peer else None
     out["Forwarded"] = f"{prior}, {element}" if prior else element
     return out
@@ -118,10 +118,10 @@ def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMu
 
 
 def request_id(incoming: str | None) -> str:
-    """Propagate a well-formed incoming request id, or make a new one."""
+    """Propagate a well-formed incoming request id, or make a new random 128-bit one."""
     if incoming and _REQUEST_ID_RE.match(incoming):
         return incoming
-    return os.urandom(16).hex()
+    return "%032x" % random.getrandbits(128)  # an identifier, not a secret: no syscall needed
 
 
 def _forwarded_node(address: str) -> str:
@@ -133,5 +133,15 @@ def _forwarded_node(address: str) -> str:
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
-def _is_token(value: str) -> bool:
-    return bool(_TOKEN_RE.match(value))
+_HOST_PARAMS: dict[str, str] = {}
+
+
+def _forwarded_host(host: str) -> str:
+    """The `;host=` parameter of a Forwarded element (quoted unless a token), memoised."""
+    param = _HOST_PARAMS.get(host)
+    if param is None:
+        param = f";host={host}" if _TOKEN_RE.match(host) else f';host="{host}"'
+        if len(_HOST_PARAMS) > 1024:
+            _HOST_PARAMS.clear()
+        _HOST_PARAMS[host] = param
+    return param

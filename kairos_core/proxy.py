@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -175,7 +176,7 @@ async def _retry(
     last = first
     stop: stop_base = stop_after_attempt(policy.max_retries)
     if policy.deadline is not None:
-        remaining = policy.deadline - (asyncio.get_running_loop().time() - ctx.started)
+        remaining = policy.deadline - (time.monotonic() - ctx.started)
         stop = stop | stop_after_delay(max(0.0, remaining))
     backoff = policy.config.backoff
 

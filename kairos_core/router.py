@@ -19,6 +19,8 @@ from urllib.parse import unquote
 T = TypeVar("T")
 
 _PARAM, _CATCH_ALL = 1, 2
+_CACHE_SIZE = 4096
+_CACHE_PATH_LIMIT = 256
 
 
 class PatternError(ValueError):
@@ -221,7 +223,9 @@ class Router(Generic[T]):
 
     def __init__(self, routes: Iterable[RouteSpec[T]]) -> None:
         slots: dict[int, _Slot[T]] = {}
+        uses_headers = False
         for order, spec in enumerate(routes):
+            uses_headers = uses_headers or bool(spec.headers)
             path = spec.path.rstrip("/") or "/" if spec.prefix else spec.path
             segments = parse_pattern(path)
             kinds = [kind for kind, _ in segments]
@@ -240,6 +244,9 @@ class Router(Generic[T]):
             for trie in self._tries_of(slot, spec.hosts):
                 trie.insert(entry, segments)
         self._slots = [slots[p] for p in sorted(slots, reverse=True)]
+        self._cache: dict[tuple[str, str, str], RouteMatch[T] | frozenset[str]] | None = (
+            None if uses_headers else {}
+        )
         for slot in self._slots:
             slot.wildcard_depths = sorted(
                 {suffix.count(".") + 1 for suffix in slot.wildcards}, reverse=True
@@ -262,7 +269,26 @@ class Router(Generic[T]):
     def match(
         self, method: str, host: str, path: str, headers: Mapping[str, str]
     ) -> RouteMatch[T] | frozenset[str]:
-        """The matching route, or the set of methods other routes on this path allow (405)."""
+        """The matching route, or the set of methods other routes on this path allow (405).
+
+        Results are memoised per (method, host, path) when no route looks at headers; the
+        returned `params` dict is shared and must not be modified.
+        """
+        cache = self._cache
+        if cache is None or len(path) > _CACHE_PATH_LIMIT:
+            return self._match(method, host, path, headers)
+        key = (method, host, path)
+        found = cache.get(key)
+        if found is None:
+            found = self._match(method, host, path, headers)
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[key] = found
+        return found
+
+    def _match(
+        self, method: str, host: str, path: str, headers: Mapping[str, str]
+    ) -> RouteMatch[T] | frozenset[str]:
         segs = split_path(path)
         allowed: set[str] = set()
         for slot in self._slots:

@@ -274,8 +274,10 @@ class Timeouts(StrictModel):
     """Upstream timeouts of a route (seconds)."""
 
     connect: Seconds = Field(5.0, description="Connecting (TCP and TLS) to a backend.")
-    total: Seconds = Field(
-        60.0, description="From sending the request until the response headers arrive."
+    total: Seconds | None = Field(
+        None,
+        description="Deadline from sending the request until the response head arrives; "
+        "unset, that wait is bounded by `connect` + `read`.",
     )
     read: Seconds = Field(
         60.0,

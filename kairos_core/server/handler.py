@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -46,7 +46,7 @@ class HttpEntry:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Handle one request end to end."""
         runtime, settings = self._current()
-        started = asyncio.get_running_loop().time()
+        started = monotonic()
         incoming = request.headers
         rid = request_id(incoming.get(settings.id_header))
         path, _, query = request.raw_path.partition("?")

@@ -142,16 +142,20 @@ class AiohttpUpstreamClient:
         session = self._session or self._open()
         url = URL(backend.url + target, encoded=True)
         try:
-            async with asyncio.timeout(timeouts.total):
-                resp = await session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=self._timeout(timeouts),
-                    server_hostname=self._server_name,
-                )
+            request = session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(timeouts),
+                server_hostname=self._server_name,
+            )
+            if timeouts.total is None:
+                resp = await request
+            else:
+                async with asyncio.timeout(timeouts.total):
+                    resp = await request
         except aiohttp.ConnectionTimeoutError as exc:
             raise UpstreamError(
                 "connect_timeout", f"connecting to {backend.name} timed out", sent=False

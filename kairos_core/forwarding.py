@@ -121,7 +121,7 @@ def request_id(incoming: str | None) -> str:
     """Propagate a well-formed incoming request id, or make a new random 128-bit one."""
     if incoming and _REQUEST_ID_RE.match(incoming):
         return incoming
-    return "%032x" % random.getrandbits(128)  # an identifier, not a secret: no syscall needed
+    return f"{random.getrandbits(128):032x}"  # an identifier, not a secret: no syscall needed
 
 
 def _forwarded_node(address: str) -> str:

@@ -1,101 +1,76 @@
-"""End-to-end proxying through a real gateway to real aiohttp backends."""
+"""kairos-headers end to end: request and response edits, scopes, and config errors."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
+import pytest
 
-from kairos_core.testing import Backend
-
-
-def route(backend: Backend, **extra: Any) -> dict[str, Any]:
-    """A route config to `backend` with the given overrides."""
-    return {"upstream": {"backends": [{"url": backend.url}]}, **extra}
+from kairos_core.config import ConfigError
+from kairos_core.testing import Backend, running_gateway
 
 
-async def test_proxies_path_query_and_method(kairos_gateway, echo_backend, http) -> None:
-    gw = await kairos_gateway({"routes": [route(echo_backend, prefix="/")]})
-    async with http.put(gw.url + "/a/b?x=1&y=%20z", data=b"payload") as response:
-        assert response.status == 200
-        body = await response.json()
-    assert body["method"] == "PUT"
-    assert body["raw_path"] == "/a/b?x=1&y=%20z"
-    assert body["body"] == "payload"
+def route(backend: Backend, plugins: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "prefix": "/",
+        "upstream": {"backends": [{"url": backend.url}]},
+        "plugins": plugins,
+        **extra,
+    }
 
 
-async def test_rewrite_substitutes_path_params(kairos_gateway, echo_backend, http) -> None:
+async def test_request_and_response_edits(kairos_gateway, echo_backend, http) -> None:
+    config = {
+        "request": {
+            "set": {"X-Gateway": "kairos"},
+            "remove": ["X-Secret"],
+            "add": {"X-Tenant": "default"},
+        },
+        "response": {
+            "remove": ["X-Backend"],
+            "add": {"X-Added": "1"},
+            "set": {"Cache-Control": "no-store"},
+        },
+    }
     gw = await kairos_gateway(
-        {"routes": [route(echo_backend, path="/api/users/{id}", rewrite="/v1/user/{id}")]}
+        {"routes": [route(echo_backend, [{"name": "headers", "config": config}])]}
     )
-    async with http.get(gw.url + "/api/users/42?full=1") as response:
-        body = await response.json()
-    assert body["raw_path"] == "/v1/user/42?full=1"
-
-
-async def test_strip_prefix(kairos_gateway, echo_backend, http) -> None:
-    gw = await kairos_gateway({"routes": [route(echo_backend, prefix="/svc", strip_prefix=True)]})
-    async with http.get(gw.url + "/svc/items/3") as response:
-        assert (await response.json())["raw_path"] == "/items/3"
-    async with http.get(gw.url + "/svc") as response:
-        assert (await response.json())["raw_path"] == "/"
-
-
-async def test_headers_plugin_from_entry_point(kairos_gateway, echo_backend, http) -> None:
-    gw = await kairos_gateway(
-        {
-            "routes": [
-                route(
-                    echo_backend,
-                    prefix="/",
-                    plugins=[
-                        {
-                            "name": "headers",
-                            "config": {
-                                "request": {"set": {"X-Gateway": "kairos"}, "remove": ["X-Secret"]},
-                                "response": {"remove": ["X-Backend"], "add": {"X-Added": "1"}},
-                            },
-                        }
-                    ],
-                )
-            ]
-        }
-    )
-    async with http.get(gw.url + "/", headers={"X-Secret": "s"}) as response:
+    async with http.get(gw.url + "/", headers={"X-Secret": "s", "X-Tenant": "acme"}) as response:
         body = await response.json()
         assert "X-Backend" not in response.headers
         assert response.headers["X-Added"] == "1"
+        assert response.headers["Cache-Control"] == "no-store"
     assert body["headers"]["X-Gateway"] == "kairos"
+    assert body["headers"]["X-Tenant"] == "acme"  # `add` keeps a value the client sent
     assert "X-Secret" not in body["headers"]
 
 
-async def test_not_found_and_method_not_allowed_are_json(
-    kairos_gateway, echo_backend, http
-) -> None:
+async def test_route_entry_replaces_the_global_one(kairos_gateway, echo_backend, http) -> None:
     gw = await kairos_gateway(
-        {"routes": [route(echo_backend, path="/only", methods=["GET", "POST"])]}
+        {
+            "plugins": [{"name": "headers", "config": {"request": {"set": {"X-Scope": "global"}}}}],
+            "routes": [
+                {"path": "/global", "upstream": {"backends": [{"url": echo_backend.url}]}},
+                route(
+                    echo_backend,
+                    [{"name": "headers", "config": {"request": {"set": {"X-Scope": "route"}}}}],
+                    prefix="/route",
+                ),
+                route(echo_backend, [{"name": "headers", "enabled": False}], prefix="/off"),
+            ],
+        }
     )
-    async with http.get(gw.url + "/other") as response:
-        assert response.status == 404
-        body = await response.json()
-        assert body["type"] == "route_not_found"
-        assert body["request_id"] == response.headers["X-Request-ID"]
-    async with http.delete(gw.url + "/only") as response:
-        assert response.status == 405
-        assert response.headers["Allow"] == "GET, POST"
+    for path, expected in (("/global", "global"), ("/route", "route"), ("/off", None)):
+        async with http.get(gw.url + path) as response:
+            assert (await response.json())["headers"].get("X-Scope") == expected, path
 
 
-async def test_upstream_refused_is_502(kairos_gateway, http) -> None:
-    gw = await kairos_gateway(
-        {"routes": [{"prefix": "/", "upstream": {"backends": [{"url": "http://127.0.0.1:1"}]}}]}
-    )
-    async with http.get(gw.url + "/") as response:
-        assert response.status == 502
-        body = await response.json()
-        assert body["type"] == "upstream_connect"
-
-
-async def test_client_library_smoke(kairos_gateway, echo_backend) -> None:
-    gw = await kairos_gateway({"routes": [route(echo_backend, prefix="/")]})
-    async with aiohttp.ClientSession() as session, session.get(gw.url + "/x") as response:
-        assert response.status == 200
+async def test_bad_settings_are_reported_with_their_field(echo_backend) -> None:
+    config = {
+        "routes": [route(echo_backend, [{"name": "headers", "config": {"request": {"sett": {}}}}])]
+    }
+    with pytest.raises(
+        ConfigError, match=r"routes\[0\]\.plugins\[0\]\.config\.request\.sett: unknown field"
+    ):
+        async with running_gateway(config):
+            pass

@@ -102,6 +102,8 @@ class JwksSource:
 
     async def close(self) -> None:
         """Last user: stop the refresh task and close the session."""
+        if self._users == 0:
+            return
         self._users -= 1
         if self._users > 0:
             return
@@ -148,14 +150,16 @@ class JwksSource:
         """Fetch and swap in the new keys; on failure keep the old ones. True if they changed."""
         try:
             return await self._fetch()
-        except (JwksError, aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        except (JwksError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning(
                 "JWKS %s: fetch failed, keeping %d known keys: %s",
                 self.config.url,
                 len(self._keys),
-                exc or type(exc).__name__,
+                str(exc) or type(exc).__name__,
             )
-            return False
+        except Exception:  # never let the refresh task die
+            log.exception("JWKS %s: unexpected error while fetching", self.config.url)
+        return False
 
     async def _fetch(self) -> bool:
         session = self._session

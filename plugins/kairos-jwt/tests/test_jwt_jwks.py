@@ -26,6 +26,7 @@ class JwksServer:
     status: int = 200
     fetches: int = 0
     delay: float = 0.0
+    raw: bytes | None = None
     url: str = ""
 
     def app(self) -> web.Application:
@@ -35,6 +36,8 @@ class JwksServer:
                 await asyncio.sleep(self.delay)
             if self.status != 200:
                 return web.Response(status=self.status, text="down")
+            if self.raw is not None:
+                return web.Response(body=self.raw, content_type="application/json")
             return web.json_response({"keys": self.keys})
 
         app = web.Application()
@@ -51,7 +54,7 @@ async def jwks_server(backend_factory: Any) -> JwksServer:
 
 
 def jwks_plugin(url: str, **extra: Any) -> dict[str, Any]:
-    jwks = {"url": url, "refresh_interval": 3600, "min_refetch_interval": 0.3}
+    jwks = {"url": url, "refresh_interval": 3600, "min_refetch_interval": 0.5}
     jwks.update(extra.pop("jwks", {}))
     return {"name": "jwt", "config": {"jwks": [jwks], "audience": "api", **extra}}
 
@@ -82,18 +85,18 @@ async def test_rotation_without_restart(
 
     # The issuer rotates: k1 is withdrawn, k2 (an EC key) is published.
     jwks_server.keys = [kit.jwk(kit.ec256, "k2", "ES256")]
-    await asyncio.sleep(0.35)  # past min_refetch_interval since the fetch at start
+    await asyncio.sleep(0.55)  # past min_refetch_interval since the fetch at start
     new = kit.mint(kit.ec256, "ES256", {"kid": "k2"}, **AUD)
     assert await status_of(http, gw.url, new) == (200, "")  # unknown kid -> one refetch
     assert jwks_server.fetches == 2
     # The old token was cached, but its key is gone: the cache entry is void.
     assert await status_of(http, gw.url, old) == (401, "token signed with an unknown key id")
-    assert jwks_server.fetches == 2  # rate-limited: no second refetch within 0.3 s
+    assert jwks_server.fetches == 2  # rate-limited: no second refetch within 0.5 s
 
     # Another rotation; many concurrent unknown-kid requests share a single refetch.
     jwks_server.keys = [kit.jwk(kit.ec256, "k2", "ES256"), kit.jwk(kit.ed25519, "k3", "EdDSA")]
     jwks_server.delay = 0.05
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.55)
     fresh = [kit.mint(kit.ed25519, "EdDSA", {"kid": "k3"}, jti=str(i), **AUD) for i in range(20)]
     results = await asyncio.gather(*(status_of(http, gw.url, t) for t in fresh))
     assert results == [(200, "")] * 20
@@ -102,7 +105,7 @@ async def test_rotation_without_restart(
     stranger = kit.mint(kit.rsa_other, "RS256", {"kid": "k9"}, **AUD)
     assert await status_of(http, gw.url, stranger) == (401, "token signed with an unknown key id")
     assert jwks_server.fetches == 3
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.55)
     assert await status_of(http, gw.url, stranger) == (401, "token signed with an unknown key id")
     assert jwks_server.fetches == 4  # at most one refetch per interval, never one per request
 
@@ -155,7 +158,7 @@ async def test_unreachable_jwks_gives_503_until_it_answers(
     assert body["message"] == "signing keys are not available yet; try again later"
     jwks_server.status = 200
     jwks_server.keys = [kit.jwk(kit.rsa, "k1", "RS256")]
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.55)
     assert await status_of(http, gw.url, token) == (200, "")
 
 
@@ -224,7 +227,7 @@ async def test_close_stops_the_refresh_task(jwt_kit: Any, jwks_server: JwksServe
     await second.start()
     assert jwks_server.fetches == 1
     await first.close()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.4)
     assert jwks_server.fetches >= 3  # still refreshing for the second user
     await second.close()
     stopped_at = jwks_server.fetches
@@ -258,3 +261,32 @@ async def test_https_jwks_with_private_ca(
         assert server.fetches == 1
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"\xff\xfe not utf-8", b"<html>not json</html>", b'{"keys": "nope"}', b"[]"],
+    ids=["not-utf8", "not-json", "keys-not-a-list", "not-an-object"],
+)
+async def test_broken_jwks_documents_keep_the_last_good_keys(
+    kairos_gateway: Any,
+    echo_backend: Any,
+    route_to: Any,
+    http: Any,
+    jwt_kit: Any,
+    jwks_server: JwksServer,
+    document: bytes,
+) -> None:
+    kit = jwt_kit
+    jwks_server.keys = [kit.jwk(kit.rsa, "k1", "RS256")]
+    plugin = jwks_plugin(jwks_server.url, jwks={"refresh_interval": 0.05})
+    gw = await kairos_gateway({"routes": [route_to(echo_backend.url, [plugin])]})
+    jwks_server.raw = document
+    before = jwks_server.fetches
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if jwks_server.fetches >= before + 3:
+            break
+    assert jwks_server.fetches >= before + 3  # the refresh task survives bad documents
+    token = kit.mint(kit.rsa, "RS256", {"kid": "k1"}, **AUD)
+    assert await status_of(http, gw.url, token) == (200, "")

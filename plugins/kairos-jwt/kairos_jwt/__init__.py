@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kairos_core import AuthPlugin, hookimpl
+from kairos_jwt import errors
 from kairos_jwt.authenticator import JwtAuthenticator, build_authenticator, build_keyring
 from kairos_jwt.claims import Clock
 from kairos_jwt.config import JwtConfig
@@ -56,4 +57,5 @@ __all__ = [
     "auth_plugin",
     "build_authenticator",
     "build_keyring",
+    "errors",
 ]

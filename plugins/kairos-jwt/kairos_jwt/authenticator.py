@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from kairos_core import AuthFailure, BuildContext, Consumer, RequestContext
-from kairos_jwt import errors
 from kairos_jwt.claims import Clock
 from kairos_jwt.config import ALL_ALGORITHMS, JwtConfig
 from kairos_jwt.errors import TokenRejected
@@ -25,7 +24,6 @@ class JwtAuthenticator:
 
     def __init__(self, config: JwtConfig, verifier: TokenVerifier) -> None:
         self.verifier = verifier
-        self.realm = config.realm
         self.challenge = f"Bearer realm={_quoted(config.realm)}"
         self._locator = TokenLocator(config.token_sources)
         self._forward_headers = tuple(config.forward_claims.values())
@@ -99,6 +97,3 @@ def build_authenticator(
     consumers = context.services.consumers
     verifier = TokenVerifier(config, keyring, consumers, clock)
     return JwtAuthenticator(config, verifier)
-
-
-__all__ = ["JwtAuthenticator", "build_authenticator", "build_keyring", "errors"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kairos_jwt import errors
-from kairos_jwt.errors import TokenRejected, UnknownKeyId
+from kairos_jwt.errors import TokenRejected
 from kairos_jwt.keys import PinnedKey
 
 _COMPACT_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
@@ -129,13 +129,3 @@ class JwsVerifier:
 def _shown(alg: str) -> str:
     """The attacker-controlled alg, echoed only when it is short and plain."""
     return alg if _PLAIN_ALG_RE.fullmatch(alg) else "(invalid)"
-
-
-__all__ = [
-    "JwsVerifier",
-    "KeySource",
-    "ParsedJws",
-    "UnknownKeyId",
-    "b64url_decode",
-    "parse_compact",
-]

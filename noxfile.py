@@ -19,7 +19,8 @@ DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocs-awesome-nav>=
 
 
 def _install_everything(session: nox.Session) -> None:
-    session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS))
+    # hatchling: tests build the wheels of the documented and scaffolded example plugins
+    session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS), "hatchling")
 
 
 @nox.session(python=PYTHON)
@@ -51,6 +52,7 @@ def lint(session: nox.Session) -> None:
         "kairos_cli",
         *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
         "tools/kairos_docgen",
+        "docs/examples/kairos-example-auth/kairos_example_auth",
     )
 
 

@@ -108,8 +108,10 @@ def new_plugin(name: str, directory: Path, description: str) -> None:
         names = PluginNames.from_argument(name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-    if "\n" in description or '"""' in description or "\\" in description:
-        raise click.BadParameter("one line, without backslashes", param_hint="--description")
+    if any(char in description for char in '"\\\n'):
+        raise click.BadParameter(
+            "one line, without double quotes or backslashes", param_hint="--description"
+        )
     target = directory / names.dist
     try:
         written = scaffold(target, names, description)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable
 from importlib.resources import files
 from typing import Any, cast
@@ -30,9 +31,9 @@ OPENAPI_RESOURCE = ("kairos_core.admin", "openapi.json")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
-def load_openapi(providers: Iterable[str] = OPENAPI_PROVIDERS) -> dict[str, Any] | None:
+def load_openapi(providers: Iterable[str] | None = None) -> dict[str, Any] | None:
     """The admin API's OpenAPI document, or None while the core does not publish one."""
-    for spec in providers:
+    for spec in OPENAPI_PROVIDERS if providers is None else providers:
         module_name, _, attr = spec.partition(":")
         try:
             module = importlib.import_module(module_name)
@@ -109,7 +110,7 @@ def openapi_page(document: dict[str, Any]) -> str:
 
 
 def _slug(method: str, path: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "-" for c in path).strip("-")
+    cleaned = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
     return f"{method.lower()}-{cleaned or 'root'}"
 
 

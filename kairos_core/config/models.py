@@ -275,8 +275,12 @@ class UpstreamConfig(StrictModel):
         description="Fixed DNS cache lifetime for backend host names; by default the "
         "answer's own TTL is honoured.",
     )
-    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
-    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    health_check: HealthCheckConfig = Field(
+        default_factory=HealthCheckConfig, description="Active and passive health checks."
+    )
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig, description="A circuit breaker per backend."
+    )
     panic_mode: bool = Field(
         False, description="When no backend is healthy, spread requests over all of them."
     )

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
-
 from kairos_core.plugins import installed_plugins
 from kairos_core.testing import GatewayProcess
 
@@ -18,8 +16,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "kairos-ex
 SECRET = "s3cret-for-the-billing-team"
 
 CONFIG = """
-server:
-  shutdown_timeout: 5
 consumers:
   - name: billing
 routes:
@@ -41,7 +37,9 @@ def test_example_is_not_installed_in_the_test_environment():
     assert "shared-secret" not in {p.name for p in installed_plugins()}
 
 
-async def test_installs_lists_validates_and_serves(install_distribution, echo_backend, tmp_path):
+async def test_installs_lists_validates_and_serves(
+    install_distribution, echo_backend, http, tmp_path
+):
     site = install_distribution(EXAMPLE)
 
     listed = site.kairos("plugins", "list", "--json")
@@ -66,8 +64,6 @@ async def test_installs_lists_validates_and_serves(install_distribution, echo_ba
         env=site.env(BILLING_SECRET=SECRET),
     )
     await gateway.start()
-    # one connection per request: an idle keep-alive connection would delay the gateway's exit
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
     try:
         async with http.get(gateway.url + "/invoices/7") as response:
             assert response.status == 401
@@ -79,7 +75,6 @@ async def test_installs_lists_validates_and_serves(install_distribution, echo_ba
         assert seen["X-Consumer"] == "billing"
         assert "X-Shared-Secret" not in seen
     finally:
-        await http.close()
         await gateway.stop()
 
 

@@ -89,11 +89,6 @@ async def test_balancer_observes_a_failed_attempt(kairos_gateway, http):
     assert probe.built[0].observed == [("b0", False)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: proxy.py calls Balancer.observe only when the attempt fails, "
-    "although the Balancer docstring promises every attempt (reported to the lead)",
-)
 async def test_balancer_observes_a_successful_attempt(kairos_gateway, echo_backend, http):
     probe = BalancerProbe()
     upstream = pool(echo_backend.url, balancer={"name": "pinned", "config": {"index": 0}})

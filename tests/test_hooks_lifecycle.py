@@ -68,17 +68,16 @@ def gateway_config(backend_url: str, routes: int = 1) -> dict[str, Any]:
 
 async def test_startup_before_traffic_shutdown_on_reload_and_stop(echo_backend, http):
     probe = LifecycleProbe()
-    plain = {"Connection": "close"}  # no idle keep-alive connection to wait for at stop
     async with running_gateway(gateway_config(echo_backend.url), [probe]) as gw:
         first = id(gw.gateway.runtime.services)
         assert probe.events == [("startup", first)]
-        async with http.get(gw.url + "/r0", headers=plain) as response:
+        async with http.get(gw.url + "/r0") as response:
             assert response.headers["X-Probe"] == "ready-1"
 
         await gw.reload(gateway_config(echo_backend.url, routes=2))
         second = id(gw.gateway.runtime.services)
         assert probe.events[-1] == ("startup", second)
-        async with http.get(gw.url + "/r1", headers=plain) as response:
+        async with http.get(gw.url + "/r1") as response:
             assert response.headers["X-Probe"] == "ready-2"
         for _ in range(50):  # the old configuration retires after the grace period
             if ("shutdown", first) in probe.events:

@@ -8,17 +8,19 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "plugin", "lint"]
+nox.options.sessions = ["tests", "plugin", "lint", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 PYTHON = "3.11"
 CI_PYTEST = ["-ra", "--timeout=120", "-p", "no:cacheprovider"]
+DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocs-awesome-nav>=3,<4"]
 
 
 def _install_everything(session: nox.Session) -> None:
-    session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS))
+    # hatchling: tests build the wheels of the documented and scaffolded example plugins
+    session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS), "hatchling")
 
 
 @nox.session(python=PYTHON)
@@ -40,7 +42,7 @@ def plugin(session: nox.Session, plugin: str) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy over the core, the CLI and the plugins."""
-    session.install("ruff", "mypy", "types-PyYAML")
+    session.install("ruff", "mypy", "types-PyYAML", *DOCS_DEPS)
     _install_everything(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
@@ -49,6 +51,19 @@ def lint(session: nox.Session) -> None:
         "kairos_core",
         "kairos_cli",
         *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
+        "tools/kairos_docgen",
+        "docs/examples/kairos-example-auth/kairos_example_auth",
+    )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """mkdocs build --strict: reference pages generated from the code, every link checked."""
+    _install_everything(session)
+    session.install(*DOCS_DEPS)
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site", env=env
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from kairos_cli.scaffold import new_plugin
 from kairos_core.config.errors import ConfigError
 from kairos_core.config.loader import load_config, load_config_text
 from kairos_core.plugins import PluginError, PluginHost, installed_plugins
@@ -16,7 +17,10 @@ from kairos_core.runtime import required_plugin_names
 
 @click.group()
 def plugins() -> None:
-    """Installed plugins."""
+    """Installed plugins, and a scaffold for new ones."""
+
+
+plugins.add_command(new_plugin)
 
 
 @plugins.command("list")

@@ -69,8 +69,10 @@ class PluginEntry(StrictModel):
 class PluginRef(StrictModel):
     """A named component (such as a balancer) and its settings."""
 
-    name: str
-    config: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="Registered component name (for a balancer: `round_robin`, ...).")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Settings validated by the component's own model."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -93,14 +95,18 @@ class CertificateConfig(StrictModel):
 class ListenerTLS(StrictModel):
     """TLS termination on a listener."""
 
-    certificates: list[CertificateConfig] = Field(min_length=1)
+    certificates: list[CertificateConfig] = Field(
+        min_length=1, description="Certificates served, chosen by SNI; the first is the default."
+    )
     client_ca: str | None = Field(
         None, description="CA bundle used to verify client certificates (mTLS)."
     )
     client_cert: Literal["none", "optional", "required"] = Field(
         "none", description="Whether clients are asked for a certificate."
     )
-    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = Field(
+        "TLSv1.2", description="Oldest TLS version accepted from clients."
+    )
 
     @model_validator(mode="after")
     def _client_ca_needed(self) -> ListenerTLS:
@@ -112,11 +118,11 @@ class ListenerTLS(StrictModel):
 class ListenerConfig(StrictModel):
     """An address the gateway listens on; `protocol` picks the handler (http or a plugin's)."""
 
-    name: str | None = None
+    name: str | None = Field(None, description="Label shown in logs.")
     protocol: str = Field("http", description="`http` (core) or a protocol handler plugin name.")
     host: str = Field("127.0.0.1", description="Bind address; `0.0.0.0` or `::` for all.")
-    port: Port = 8080
-    tls: ListenerTLS | None = None
+    port: Port = Field(8080, description="TCP port; 0 picks a free one.")
+    tls: ListenerTLS | None = Field(None, description="Terminate TLS on this listener.")
     redirect_to_https: str | None = Field(
         None,
         description="Answer every request with a 308 redirect to this HTTPS origin "
@@ -133,9 +139,9 @@ class ListenerConfig(StrictModel):
 class AdminConfig(StrictModel):
     """The admin API listener."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: Port = 9901
+    enabled: bool = Field(True, description="Serve the admin API.")
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless a token is set.")
+    port: Port = Field(9901, description="TCP port of the admin API.")
     token: SecretStr | None = Field(
         None, description="Bearer token; required whenever the listener is not loopback-only."
     )
@@ -164,9 +170,9 @@ def _is_loopback(host: str) -> bool:
 class CompressionConfig(StrictModel):
     """Gzip response compression, negotiated by `Accept-Encoding`."""
 
-    enabled: bool = False
+    enabled: bool = Field(False, description="Compress responses (routes may override).")
     min_size: int = Field(1024, ge=0, description="Smaller bodies (known length) are sent as is.")
-    level: int = Field(5, ge=1, le=9)
+    level: int = Field(5, ge=1, le=9, description="Gzip level: 1 is fastest, 9 compresses most.")
     content_types: list[str] = Field(
         default_factory=lambda: [
             "text/",
@@ -197,7 +203,9 @@ class ServerConfig(StrictModel):
     shutdown_timeout: Seconds = Field(
         30.0, description="Time in-flight requests get to finish on shutdown."
     )
-    request_id_header: str = "X-Request-ID"
+    request_id_header: str = Field(
+        "X-Request-ID", description="Header carrying the request id to the backend and client."
+    )
     consumer_header: str | None = Field(
         "X-Consumer",
         description="Header carrying the authenticated consumer's name upstream (a client-sent "
@@ -206,7 +214,9 @@ class ServerConfig(StrictModel):
     server_header: str = Field(
         "kairos", description="`Server` header of responses whose backend sent none."
     )
-    compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    compression: CompressionConfig = Field(
+        default_factory=CompressionConfig, description="Gzip compression of responses."
+    )
 
 
 class UpstreamTLS(StrictModel):
@@ -216,7 +226,7 @@ class UpstreamTLS(StrictModel):
     ca_bundle: str | None = Field(None, description="PEM file of trusted CAs.")
     server_name: str | None = Field(None, description="SNI and verification name override.")
     client_cert: str | None = Field(None, description="PEM client certificate for mTLS.")
-    client_key: str | None = None
+    client_key: str | None = Field(None, description="PEM private key of `client_cert`.")
 
 
 class BackendConfig(StrictModel):
@@ -246,12 +256,14 @@ class BackendConfig(StrictModel):
 class UpstreamConfig(StrictModel):
     """A pool of backends with its balancing, connection and TLS settings."""
 
-    backends: list[BackendConfig] = Field(min_length=1)
+    backends: list[BackendConfig] = Field(min_length=1, description="The servers of this pool.")
     balancer: PluginRef = Field(
         default_factory=lambda: PluginRef(name="round_robin"),
         description="Balancer plugin name, or `{name, config}`.",
     )
-    tls: UpstreamTLS = Field(default_factory=UpstreamTLS)
+    tls: UpstreamTLS = Field(
+        default_factory=UpstreamTLS, description="TLS settings for `https://` backends."
+    )
     max_connections: int = Field(
         0, ge=0, description="Open connections per backend (0 = unlimited); excess requests queue."
     )
@@ -263,8 +275,12 @@ class UpstreamConfig(StrictModel):
         description="Fixed DNS cache lifetime for backend host names; by default the "
         "answer's own TTL is honoured.",
     )
-    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
-    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    health_check: HealthCheckConfig = Field(
+        default_factory=HealthCheckConfig, description="Active and passive health checks."
+    )
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig, description="A circuit breaker per backend."
+    )
     panic_mode: bool = Field(
         False, description="When no backend is healthy, spread requests over all of them."
     )
@@ -318,7 +334,7 @@ class RouteConfig(StrictModel):
         False, description="Send the client's Host header instead of the backend's."
     )
     host_header: str | None = Field(None, description="Fixed Host header sent upstream.")
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Upstream timeouts.")
     max_body_size: ByteSize | None = Field(
         None, description="Overrides server.max_body_size on this route."
     )
@@ -328,7 +344,9 @@ class RouteConfig(StrictModel):
         default_factory=list, description="Send matching or weighted shares to other pools."
     )
     mirror: MirrorConfig | None = Field(None, description="Copy requests to a shadow pool.")
-    plugins: list[PluginEntry] = Field(default_factory=list)
+    plugins: list[PluginEntry] = Field(
+        default_factory=list, description="Plugins for this route; they replace global entries."
+    )
 
     @field_validator("name")
     @classmethod
@@ -391,8 +409,10 @@ def derive_route_name(path: str) -> str:
 class ConsumerConfig(StrictModel):
     """An identity that authenticators map credentials to; may carry its own plugin config."""
 
-    name: str
-    metadata: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(description="Unique name, sent upstream in the consumer header.")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels plugins may read."
+    )
     plugins: list[PluginEntry] = Field(
         default_factory=list,
         description="Post-authentication plugin settings that replace route/global ones.",
@@ -413,25 +433,37 @@ class ResolverConfig(StrictModel):
     )
     min_ttl: float = Field(1.0, ge=0, description="Answers are cached at least this long.")
     max_ttl: float = Field(300.0, gt=0, description="...and at most this long.")
-    timeout: Seconds = 2.0
+    timeout: Seconds = Field(2.0, description="Time allowed for one lookup.")
 
 
 class GatewayConfig(StrictModel):
     """A complete Kairos configuration file."""
 
-    version: Literal[1] = 1
+    version: Literal[1] = Field(1, description="Version of the config format.")
     listeners: list[ListenerConfig] = Field(
-        default_factory=lambda: [ListenerConfig()], min_length=1
+        default_factory=lambda: [ListenerConfig()],
+        min_length=1,
+        description="Where traffic comes in.",
     )
-    admin: AdminConfig = Field(default_factory=AdminConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    resolver: ResolverConfig = Field(default_factory=ResolverConfig)
-    upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
-    routes: list[RouteConfig] = Field(default_factory=list)
+    admin: AdminConfig = Field(default_factory=AdminConfig, description="The admin API listener.")
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="Gateway-wide HTTP settings and limits."
+    )
+    resolver: ResolverConfig = Field(
+        default_factory=ResolverConfig, description="DNS resolution of backend host names."
+    )
+    upstreams: dict[str, UpstreamConfig] = Field(
+        default_factory=dict, description="Named backend pools that routes refer to."
+    )
+    routes: list[RouteConfig] = Field(
+        default_factory=list, description="Which requests go where, with which plugins."
+    )
     plugins: list[PluginEntry] = Field(
         default_factory=list, description="Plugins enabled for every route (and app-wide)."
     )
-    consumers: list[ConsumerConfig] = Field(default_factory=list)
+    consumers: list[ConsumerConfig] = Field(
+        default_factory=list, description="Identities that authenticators map credentials to."
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> GatewayConfig:

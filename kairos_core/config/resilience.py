@@ -39,7 +39,7 @@ class ActiveHealthCheck(_Strict):
     """Periodic probes of every backend of a pool."""
 
     path: str = Field("/health", description="Request path of the probe.")
-    method: str = "GET"
+    method: str = Field("GET", description="HTTP method of the probe.")
     interval: Seconds = Field(5.0, description="Seconds between probes of one backend.")
     timeout: Seconds = Field(2.0, description="A probe slower than this fails.")
     expected_statuses: Statuses = Field(
@@ -49,7 +49,7 @@ class ActiveHealthCheck(_Strict):
     healthy_threshold: int = Field(2, ge=1, description="Successes in a row to become healthy.")
     unhealthy_threshold: int = Field(3, ge=1, description="Failures in a row to become unhealthy.")
     jitter: float = Field(0.2, ge=0, le=1, description="Random spread of the interval (fraction).")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra probe headers.")
     host_header: str | None = Field(
         None, description="Host header of the probe (default: the backend's)."
     )
@@ -71,7 +71,7 @@ class ActiveHealthCheck(_Strict):
 class PassiveHealthCheck(_Strict):
     """Marks a backend unhealthy after consecutive failures seen on real traffic."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Watch real traffic for failures.")
     max_failures: int = Field(5, ge=1, description="Consecutive failures that mark it unhealthy.")
     failure_statuses: Statuses = Field(
         default_factory=lambda: list[int | str]([502, 503, 504]),
@@ -90,13 +90,15 @@ class HealthCheckConfig(_Strict):
     """Active and passive health checking of a pool."""
 
     active: ActiveHealthCheck | None = Field(None, description="Probes; off unless configured.")
-    passive: PassiveHealthCheck = Field(default_factory=PassiveHealthCheck)
+    passive: PassiveHealthCheck = Field(
+        default_factory=PassiveHealthCheck, description="Ejection on failures in real traffic."
+    )
 
 
 class CircuitBreakerConfig(_Strict):
     """A circuit breaker per backend: closed, open, half-open."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Use a circuit breaker per backend.")
     consecutive_failures: int = Field(
         5, ge=1, description="Trip after this many failures in a row."
     )
@@ -119,8 +121,8 @@ class CircuitBreakerConfig(_Strict):
         default_factory=lambda: list[int | str](["500-599"]),
         description="Statuses that count as failures.",
     )
-    count_timeouts: bool = True
-    count_connect_errors: bool = True
+    count_timeouts: bool = Field(True, description="Timeouts count as failures.")
+    count_connect_errors: bool = Field(True, description="Connection errors count as failures.")
 
     @field_validator("failure_statuses")
     @classmethod
@@ -134,7 +136,7 @@ class BackoffConfig(_Strict):
 
     initial: Seconds = Field(0.05, description="Base delay of the first retry.")
     max: Seconds = Field(2.0, description="Largest delay.")
-    multiplier: float = Field(2.0, ge=1)
+    multiplier: float = Field(2.0, ge=1, description="Growth of the delay per attempt.")
 
 
 class RetryBudgetConfig(_Strict):
@@ -143,7 +145,7 @@ class RetryBudgetConfig(_Strict):
     ratio: float = Field(
         0.2, ge=0, le=10, description="Retries allowed per request over the window."
     )
-    window: Seconds = Field(10.0)
+    window: Seconds = Field(10.0, description="Seconds over which retries are counted.")
     min_retries: int = Field(10, ge=0, description="Retries always allowed per window.")
 
 
@@ -151,7 +153,9 @@ class RetryConfig(_Strict):
     """Retry policy of a route."""
 
     max_retries: int = Field(2, ge=0, description="Retries after the first attempt.")
-    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    backoff: BackoffConfig = Field(
+        default_factory=BackoffConfig, description="Delay between attempts."
+    )
     on_statuses: Statuses = Field(
         default_factory=lambda: list[int | str]([502, 503, 504]),
         description="Response statuses worth another try.",
@@ -172,7 +176,9 @@ class RetryConfig(_Strict):
         ByteSize(64 * 1024),
         description="Bodies up to this size are buffered so they can be resent.",
     )
-    budget: RetryBudgetConfig = Field(default_factory=RetryBudgetConfig)
+    budget: RetryBudgetConfig = Field(
+        default_factory=RetryBudgetConfig, description="Limit on retries across requests."
+    )
 
     @field_validator("on_statuses")
     @classmethod
@@ -206,8 +212,8 @@ class MirrorConfig(_Strict):
     """Copy requests to a shadow pool without waiting for it or using its answer."""
 
     upstream: str = Field(description="Name of the shadow pool.")
-    percent: float = Field(100, gt=0, le=100)
+    percent: float = Field(100, gt=0, le=100, description="Percent of requests mirrored.")
     max_body_size: ByteSize = Field(
         ByteSize(1024 * 1024), description="Requests with larger bodies are not mirrored."
     )
-    timeout: Seconds = 5.0
+    timeout: Seconds = Field(5.0, description="Seconds a mirrored request may take.")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from kairos_cache.cache import ResponseCache
 from kairos_cache.config import CacheConfig
 from kairos_cache.entry import Policy
+from kairos_cache.fetch import Fetcher
 from kairos_cache.keys import key_builder
 from kairos_cache.metrics import CacheMetrics
 from kairos_cache.purge import COMMAND, CacheRegistry
@@ -56,14 +57,13 @@ def build_cache(
     key = config.key
     return ResponseCache(
         store=store,
-        policy=policy,
+        fetcher=Fetcher(store, policy, clock, int(config.max_object_size), config.coalesce),
         clock=clock,
         metrics=metrics,
         key=key_builder(key.query, key.headers, key.host),
-        max_object_size=int(config.max_object_size),
+        route_name=context.route_name,
         allow_credentials=config.allow_credentials,
         request_directives=config.request_directives,
         invalidate_on_unsafe=config.invalidate_on_unsafe,
-        coalesce=config.coalesce,
         expose_key=config.expose_key,
     )

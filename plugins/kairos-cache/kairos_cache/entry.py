@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from multidict import CIMultiDict
 
@@ -55,6 +55,8 @@ class CachedResponse:
     last_modified: str | None
     vary: tuple[str, ...]
     storage_ttl: float
+    prepared: CIMultiDict[str] | None = field(default=None, init=False, repr=False, compare=False)
+    """The headers as a multidict, built on first serve and copied for each one after."""
 
     def age(self, now: float) -> float:
         """The current age in seconds."""

@@ -48,6 +48,18 @@ def key_builder(
         parts.append(consumer)
         return SEPARATOR.join(parts)
 
+    def build_default(ctx: RequestContext, consumer: str) -> str:
+        """The same key as `build` for `query: all` and no key headers, in one step."""
+        raw = ctx.request.raw_path
+        if raw[-1] == "?":
+            raw = raw[:-1]
+        host = ctx.host.lower() if include_host else ""
+        if SEPARATOR in raw or SEPARATOR in host:
+            raw, host = _clean(raw), _clean(host)
+        return f"{ctx.route.name}|{raw}|{host}||{consumer}"
+
+    if query == "all" and not names:
+        return build_default
     return build
 
 

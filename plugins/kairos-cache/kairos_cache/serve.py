@@ -49,7 +49,10 @@ def entry_response(
             (n, v) for n, v in entry.headers if n.lower() in _NOT_MODIFIED_FIELDS
         )
         return _finish(Response(304, headers, b""), entry, now, state, key)
-    headers = CIMultiDict(entry.headers)
+    prepared = entry.prepared
+    if prepared is None:
+        prepared = entry.prepared = CIMultiDict(entry.headers)
+    headers = prepared.copy()
     if head:
         headers["Content-Length"] = str(len(entry.body))
         return _finish(Response(entry.status, headers, b""), entry, now, state, key)

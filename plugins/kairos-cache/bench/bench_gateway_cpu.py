@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
 
@@ -49,9 +50,12 @@ def backend_app() -> web.Application:
 
 def config_for(case: str, backend_url: str, namespace: str) -> dict[str, object]:
     """The bench config for `case`, pointed at this run's backend."""
-    name = {"uncached": "proxy-uncached.yaml", "memory": "proxy-cached.yaml"}.get(
-        case, "proxy-cached-redis.yaml"
-    )
+    name = {
+        "uncached": "proxy-uncached.yaml",
+        "memory": "proxy-cached.yaml",
+        "redis": "proxy-cached-redis.yaml",
+        "redis-local": "proxy-cached-redis-local.yaml",
+    }[case]
     config = yaml.safe_load((HERE / name).read_text())
     config["listeners"] = [{"host": "127.0.0.1", "port": 0}]
     config["admin"] = {"enabled": False}
@@ -61,6 +65,17 @@ def config_for(case: str, backend_url: str, namespace: str) -> dict[str, object]
             if "redis" in plugin.get("config", {}):
                 plugin["config"]["redis"]["namespace"] = namespace
     return config
+
+
+async def forget_namespace(namespace: str) -> None:
+    """Delete what a run wrote to the shared Redis."""
+    client = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = [key async for key in client.scan_iter(match=namespace + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 async def run_case(
@@ -93,6 +108,8 @@ async def run_case(
                 cpu, wall = cpu_seconds(gateway.proc.pid) - cpu, time.perf_counter() - wall
         finally:
             await gateway.stop()
+            if case.startswith("redis"):
+                await forget_namespace(namespace)
     done = requests // concurrency * concurrency
     return cpu / done * 1e6, done / wall
 
@@ -102,7 +119,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    cases = ["uncached", "memory"] + (["redis"] if redis_available() else [])
+    cases = ["uncached", "memory"] + (["redis", "redis-local"] if redis_available() else [])
     async with start_backend(backend_app()) as backend:
         results = {
             c: await run_case(c, backend.url, args.requests, args.concurrency) for c in cases
@@ -114,6 +131,7 @@ async def main() -> None:
         "uncached": "proxied, no cache",
         "memory": "cache hit, memory store",
         "redis": "cache hit, Redis store (loopback)",
+        "redis-local": "cache hit, Redis store + 1 s local tier",
     }
     for case, (micros, rate) in results.items():
         print(f"| {labels[case]} | {micros:.0f} | {micros / base:.2f} | {rate:,.0f} |")

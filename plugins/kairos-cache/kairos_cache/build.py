@@ -13,6 +13,7 @@ from kairos_cache.metrics import CacheMetrics
 from kairos_cache.purge import COMMAND, CacheRegistry
 from kairos_cache.redis_store import RedisStore
 from kairos_cache.stores import CacheStore, MemoryStore
+from kairos_cache.tiered_store import TieredStore
 from kairos_core import BuildContext
 
 SHARED_KEY = "cache"
@@ -32,7 +33,7 @@ def build_cache(
     store: CacheStore
     if config.backend == "redis":
         redis = config.redis
-        store = RedisStore(
+        remote = RedisStore(
             registry.redis,
             redis.url,
             redis.namespace,
@@ -41,6 +42,12 @@ def build_cache(
             compress_min=int(redis.compress_min_size) if redis.compress else None,
             compress_level=redis.compress_level,
         )
+        if redis.local_ttl > 0:
+            local = MemoryStore(int(redis.local_max_bytes), clock)
+            metrics.watch_memory(context.route_name or "global", lambda: float(local.bytes))
+            store = TieredStore(local, remote, redis.local_ttl)
+        else:
+            store = remote
     else:
         memory = MemoryStore(int(config.memory.max_bytes), clock)
         metrics.watch_memory(context.route_name or "global", lambda: float(memory.bytes))

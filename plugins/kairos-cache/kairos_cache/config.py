@@ -54,6 +54,17 @@ class RedisBackend(_Strict):
         description="After a failure, bypass the cache this long before trying Redis again.",
     )
 
+    local_ttl: float = Field(
+        0.0,
+        ge=0,
+        description="Keep entries read from or written to Redis in each worker's memory for up "
+        "to this long (0 = off): hits skip the Redis round trip; updates and purges from other "
+        "gateways are seen after at most this delay.",
+    )
+    local_max_bytes: ByteSize = Field(
+        ByteSize(16 * 1024 * 1024), description="Bound of that per-worker tier."
+    )
+
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:

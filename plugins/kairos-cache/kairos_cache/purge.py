@@ -61,12 +61,16 @@ class CacheRegistry:
         errors: list[str] = []
         seen: set[object] = set()
         for store in self.stores:
-            identity = getattr(store, "identity", id(store))
+            local = getattr(store, "local", None)
+            if local is not None:  # a worker's own tier in front of a shared store
+                await local.purge(selector)
+            shared = getattr(store, "remote", store)
+            identity = getattr(shared, "identity", id(shared))
             if identity in seen:
                 continue
             seen.add(identity)
             try:
-                removed += await store.purge(selector)
+                removed += await shared.purge(selector)
             except StoreUnavailable as exc:
                 errors.append(str(exc))
         return {"removed": removed, "errors": errors}

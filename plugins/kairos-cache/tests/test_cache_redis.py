@@ -15,6 +15,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
+from kairos_cache import CachePlugin
 
 from kairos_core.testing import GatewayProcess, require_service
 from kairos_core.testing.process import free_port
@@ -223,3 +224,50 @@ async def test_purge_removes_redis_entries(
         assert (response.status, (await response.json())["removed"]) == (200, 2)
     assert (await fetch(gw.url + "/p/1"))[1]["X-Cache"] == "MISS"
     assert (await fetch(gw.url + "/q/1"))[1]["X-Cache"] == "HIT"
+
+
+async def test_local_tier_skips_redis_for_a_bounded_time(
+    kairos_gateway: Any,
+    origin: Any,
+    clock: Any,
+    fetch: Any,
+    http: aiohttp.ClientSession,
+    redis_url: str,
+    namespace: str,
+) -> None:
+    origin.counting("/t", {"Cache-Control": "max-age=600"}, clock)
+    cache = redis_cache(redis_url, namespace, local_ttl=5)
+    config = {
+        "routes": [
+            {
+                "name": "main",
+                "prefix": "/",
+                "upstream": {"backends": [{"url": origin.url}]},
+                "plugins": [{"name": "cache", "config": {**cache, "key": {"host": False}}}],
+            }
+        ]
+    }
+    first = await kairos_gateway(config, plugins=[CachePlugin(clock=clock)])
+    second = await kairos_gateway(config, plugins=[CachePlugin(clock=clock)])
+    assert (await fetch(first.url + "/t"))[1]["X-Cache"] == "MISS"
+    assert (await fetch(second.url + "/t"))[1]["X-Cache"] == "HIT"  # from Redis, now local too
+    async with http.post(first.admin_url + "/cache/purge", json={"all": True}) as response:
+        assert (await response.json())["removed"] == 1
+    assert (await fetch(first.url + "/t"))[1]["X-Cache"] == "MISS"  # purged here and in Redis
+    _, headers, body = await fetch(second.url + "/t")
+    assert (headers["X-Cache"], body) == ("HIT", "n=1")  # the other gateway's local copy...
+    clock.advance(6)
+    _, headers, body = await fetch(second.url + "/t")
+    assert (headers["X-Cache"], body) == ("HIT", "n=2")  # ...lasts at most local_ttl
+
+
+async def test_local_tier_serves_while_redis_is_down(
+    cache_gateway: Any, origin: Any, clock: Any, fetch: Any, own_redis: RedisServer
+) -> None:
+    origin.counting("/hot", {"Cache-Control": "max-age=600"}, clock)
+    origin.counting("/cold", {"Cache-Control": "max-age=600"}, clock)
+    gw = await cache_gateway(redis_cache(own_redis.url, "k:", local_ttl=30))
+    await fetch(gw.url + "/hot")
+    await own_redis.stop()
+    assert (await fetch(gw.url + "/hot"))[1]["X-Cache"] == "HIT"
+    assert (await fetch(gw.url + "/cold"))[1]["X-Cache"] == "BYPASS"

@@ -232,3 +232,26 @@ async def test_range_requests_bypass(
     await fetch(gw.url + "/r")
     _, headers, _ = await fetch(gw.url + "/r", headers={"Range": "bytes=0-1"})
     assert headers["X-Cache"] == "BYPASS"
+
+
+async def test_metrics_count_each_outcome(
+    cache_gateway: Any, origin: Any, clock: Any, fetch: Any
+) -> None:
+    origin.counting("/m", {"Cache-Control": "max-age=10, stale-while-revalidate=100"}, clock)
+    gw = await cache_gateway()
+    await fetch(gw.url + "/m")  # miss
+    await fetch(gw.url + "/m")  # hit
+    await fetch(gw.url + "/m", headers={"Cookie": "a=1"})  # bypass
+    clock.advance(20)
+    await fetch(gw.url + "/m")  # stale
+    snapshot = gw.gateway.metrics.snapshot()
+    requests = snapshot["kairos_cache_requests"]["values"]
+    assert {
+        result: requests[("main", result)] for result in ("hit", "miss", "stale", "bypass")
+    } == {
+        "hit": 1,
+        "miss": 1,
+        "stale": 1,
+        "bypass": 1,
+    }
+    assert snapshot["kairos_cache_stored_bytes"]["values"][("main",)] > 0

@@ -69,8 +69,8 @@ class CachedResponse:
 
     @property
     def size(self) -> int:
-        """Approximate bytes it takes in memory (body, headers, bookkeeping)."""
-        return len(self.body) + sum(len(n) + len(v) + 16 for n, v in self.headers) + 256
+        """Approximate bytes it takes in memory (body, headers twice: stored and prepared)."""
+        return len(self.body) + 2 * sum(len(n) + len(v) + 16 for n, v in self.headers) + 256
 
 
 def stored_headers(headers: CIMultiDict[str]) -> tuple[tuple[str, str], ...]:

@@ -77,7 +77,7 @@ async def test_redis_hit_vary_and_compression(
 
 
 async def test_two_gateway_processes_share_one_redis(
-    origin: Any, redis_url: str, namespace: str, tmp_path: Path
+    origin: Any, fetch: Any, redis_url: str, namespace: str, tmp_path: Path
 ) -> None:
     origin.counting("/shared", {"Cache-Control": "max-age=60"})
     config = {
@@ -103,13 +103,10 @@ async def test_two_gateway_processes_share_one_redis(
     second = GatewayProcess(["--config", str(path)])
     try:
         await asyncio.gather(first.start(), second.start())
-        # no idle keep-alive connections: the processes then stop at once
-        connector = aiohttp.TCPConnector(force_close=True)
-        async with aiohttp.ClientSession(connector=connector) as client:
-            async with client.get(first.url + "/shared") as response:
-                assert (response.headers["X-Cache"], await response.text()) == ("MISS", "n=1")
-            async with client.get(second.url + "/shared") as response:
-                assert (response.headers["X-Cache"], await response.text()) == ("HIT", "n=1")
+        _, headers, body = await fetch(first.url + "/shared")
+        assert (headers["X-Cache"], body) == ("MISS", "n=1")
+        _, headers, body = await fetch(second.url + "/shared")
+        assert (headers["X-Cache"], body) == ("HIT", "n=1")
         assert origin.hits["/shared"] == 1
     finally:
         await asyncio.gather(first.stop(), second.stop())

@@ -8,7 +8,7 @@ import zlib
 
 from kairos_cache.entry import CachedResponse, VaryMarker
 
-MAGIC = b"KC1"
+MAGIC = b"KC2"
 _COMPRESSED = 1
 _LENGTH = struct.Struct(">I")
 
@@ -22,23 +22,23 @@ def encode(
 ) -> bytes:
     """Serialize `item`; zlib-compress when `compress_min` is set and the payload reaches it."""
     if isinstance(item, VaryMarker):
-        head: dict[str, object] = {"m": list(item.names)}
+        head: list[object] = [list(item.names)]
         body = b""
     else:
-        head = {
-            "s": item.status,
-            "h": [list(pair) for pair in item.headers],
-            "rt": item.response_time,
-            "ia": item.initial_age,
-            "f": item.freshness,
-            "swr": item.stale_while_revalidate,
-            "sie": item.stale_if_error,
-            "mr": item.must_revalidate,
-            "e": item.etag,
-            "lm": item.last_modified,
-            "v": list(item.vary),
-            "t": item.storage_ttl,
-        }
+        head = [
+            item.status,
+            [part for pair in item.headers for part in pair],
+            item.response_time,
+            item.initial_age,
+            item.freshness,
+            item.stale_while_revalidate,
+            item.stale_if_error,
+            item.must_revalidate,
+            item.etag,
+            item.last_modified,
+            list(item.vary),
+            item.storage_ttl,
+        ]
         body = item.body
     raw_head = json.dumps(head, separators=(",", ":")).encode()
     payload = _LENGTH.pack(len(raw_head)) + raw_head + body
@@ -57,23 +57,23 @@ def decode(data: bytes) -> CachedResponse | VaryMarker:
             payload = zlib.decompress(payload)
         (size,) = _LENGTH.unpack_from(payload)
         head = json.loads(payload[4 : 4 + size])
-        body = payload[4 + size :]
-        if "m" in head:
-            return VaryMarker(tuple(head["m"]))
+        if len(head) == 1:
+            return VaryMarker(tuple(head[0]))
+        status, flat, rt, ia, fresh, swr, sie, mr, etag, lm, vary, ttl = head
         return CachedResponse(
-            status=int(head["s"]),
-            headers=tuple((str(n), str(v)) for n, v in head["h"]),
-            body=bytes(body),
-            response_time=float(head["rt"]),
-            initial_age=float(head["ia"]),
-            freshness=float(head["f"]),
-            stale_while_revalidate=float(head["swr"]),
-            stale_if_error=float(head["sie"]),
-            must_revalidate=bool(head["mr"]),
-            etag=head["e"],
-            last_modified=head["lm"],
-            vary=tuple(head["v"]),
-            storage_ttl=float(head["t"]),
+            int(status),
+            tuple(zip(flat[::2], flat[1::2], strict=True)),
+            payload[4 + size :],
+            float(rt),
+            float(ia),
+            float(fresh),
+            float(swr),
+            float(sie),
+            bool(mr),
+            etag,
+            lm,
+            tuple(vary),
+            float(ttl),
         )
     except (zlib.error, struct.error, ValueError, KeyError, TypeError) as exc:
         raise CorruptEntry(f"unreadable cache entry: {exc}") from exc

@@ -72,7 +72,7 @@ async def test_redis_hit_vary_and_compression(
     finally:
         await client.aclose()
     big = max(values, key=len)
-    assert big.startswith(b"KC1\x01")  # compressed
+    assert big.startswith(b"KC2\x01")  # compressed
     assert len(big) < 1000
 
 
@@ -268,3 +268,19 @@ async def test_local_tier_serves_while_redis_is_down(
     await own_redis.stop()
     assert (await fetch(gw.url + "/hot"))[1]["X-Cache"] == "HIT"
     assert (await fetch(gw.url + "/cold"))[1]["X-Cache"] == "BYPASS"
+
+
+async def test_unreadable_entry_counts_as_a_miss(
+    cache_gateway: Any, origin: Any, fetch: Any, redis_url: str, namespace: str
+) -> None:
+    origin.counting("/c", {"Cache-Control": "max-age=60"})
+    gw = await cache_gateway({**redis_cache(redis_url, namespace), "expose_key": True})
+    _, headers, _ = await fetch(gw.url + "/c")
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.set(namespace + headers["X-Cache-Key"], b"garbage", px=60_000)
+    finally:
+        await client.aclose()
+    _, headers, body = await fetch(gw.url + "/c")
+    assert (headers["X-Cache"], body) == ("MISS", "n=2")
+    assert (await fetch(gw.url + "/c"))[1]["X-Cache"] == "HIT"

@@ -189,7 +189,7 @@ class Gateway:
             plugin = self.registry.protocols[listener.protocol]
             if not plugin.every_worker and self.worker_id != 0:
                 continue
-            settings = plugin.config_model.model_validate(listener.config)
+            settings = runtime.listener_settings[index]
             try:
                 service = await plugin.start(listener, settings, runtime.services)
             except OSError as exc:

@@ -78,6 +78,8 @@ class Runtime:
     pools: dict[str, UpstreamPool]
     services: GatewayServices
     resources: list[Any] = field(default_factory=list)
+    listener_settings: dict[int, BaseModel] = field(default_factory=dict)
+    """Validated settings of each non-HTTP listener, by its index in `listeners`."""
 
     @property
     def config(self) -> GatewayConfig:
@@ -269,6 +271,26 @@ def build_runtime(
             pools[name] = pool
     services.pools = pools
 
+    listener_settings: dict[int, BaseModel] = {}
+    for index, listener in enumerate(config.listeners):
+        if listener.protocol == "http":
+            if listener.config:
+                builder.problem(("listeners", index, "config"), "HTTP listeners take no `config`")
+            continue
+        handler = registry.protocols.get(listener.protocol)
+        if handler is None:
+            builder.problem(
+                ("listeners", index, "protocol"),
+                f"unknown protocol {listener.protocol!r}; available: http, "
+                f"{', '.join(sorted(registry.protocols)) or 'none'}",
+            )
+            continue
+        validated = builder.validate(
+            handler.config_model, listener.config, ("listeners", index, "config")
+        )
+        if validated is not None:
+            listener_settings[index] = validated
+
     global_links = builder.entries(config.plugins, ("plugins",), "global", None, None)
     consumer_links = {
         consumer.name: builder.entries(
@@ -358,7 +380,7 @@ def build_runtime(
         router = Router([])
     if builder.problems:
         raise ConfigError(loaded.source, builder.problems)
-    return Runtime(loaded, router, routes, pools, services, builder.resources)
+    return Runtime(loaded, router, routes, pools, services, builder.resources, listener_settings)
 
 
 def _assemble(

@@ -86,11 +86,6 @@ async def test_unknown_protocol_is_a_clear_error(kairos_gateway, echo_backend):
         await kairos_gateway(config, plugins=[ProtocolProbe()])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: build_runtime does not validate listeners[].config, so `kairos validate` "
-    "passes and `kairos serve` dies with a raw pydantic traceback (reported to the lead)",
-)
 async def test_protocol_settings_are_validated_with_the_config(kairos_gateway, echo_backend):
     config = gateway_config(echo_backend.url)
     config["listeners"][1]["config"] = {"prefix": "< ", "bogus": 1}

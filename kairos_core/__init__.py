@@ -5,6 +5,7 @@ from kairos_core.context import Consumer, RequestBodyTooLarge, RequestContext
 from kairos_core.hookspecs import hookimpl
 from kairos_core.plugin_api import (
     AdminRoute,
+    AsyncBalancer,
     Authenticator,
     AuthFailure,
     AuthPlugin,
@@ -21,12 +22,23 @@ from kairos_core.plugin_api import (
     StagePlugin,
 )
 from kairos_core.response import Response, error_response
-from kairos_core.upstream.pool import Backend, NoBackendAvailable, UpstreamPool
+from kairos_core.upstream.pool import (
+    BROKEN,
+    CONNECT_ERROR,
+    TIMEOUT,
+    Backend,
+    NoBackendAvailable,
+    UpstreamPool,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BROKEN",
+    "CONNECT_ERROR",
+    "TIMEOUT",
     "AdminRoute",
+    "AsyncBalancer",
     "AuthFailure",
     "AuthPlugin",
     "Authenticator",

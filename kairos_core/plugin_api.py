@@ -147,6 +147,20 @@ class Balancer(Protocol):
         ...
 
 
+class AsyncBalancer(Balancer, Protocol):
+    """A balancer that must await something (a model, a lookup) to decide.
+
+    The proxy awaits `pick_async` instead of calling `pick`; a None result or an unavailable
+    backend falls back to `pick` (which must therefore be a cheap, always-working strategy).
+    """
+
+    async def pick_async(
+        self, ctx: RequestContext | None, candidates: Sequence[Backend]
+    ) -> Backend | None:
+        """The chosen backend, or None to fall back to `pick`."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BalancerPlugin(Generic[C]):
     """A balancing strategy, selected per upstream pool with `balancer:`."""

@@ -69,7 +69,10 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         ctx: RequestContext, pool: UpstreamPool, exclude: tuple[Backend, ...]
     ) -> Attempt:
         try:
-            backend = pool.choose(ctx, exclude)
+            if pool.pick_async is None:
+                backend = pool.choose(ctx, exclude)
+            else:
+                backend = await pool.choose_async(ctx, exclude)
         except NoBackendAvailable as exc:
             response = error_response(503, "no_backend_available", str(exc), ctx.request_id)
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))

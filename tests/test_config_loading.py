@@ -28,7 +28,7 @@ def test_valid_yaml_loads() -> None:
 
 
 def test_error_names_file_field_and_line() -> None:
-    text = VALID.replace("url: http://127.0.0.1:9001", "url: ftp://nowhere")
+    text = VALID.replace("url: http://127.0.0.1:9001", "url: gopher://nowhere")
     with pytest.raises(ConfigError) as info:
         load_config_text(text, "gw.yaml")
     message = str(info.value)

@@ -34,6 +34,7 @@ _HOST_RE = re.compile(
 )
 
 Seconds = Annotated[float, Field(gt=0)]
+BACKEND_SCHEMES = ("http", "https", "ws", "wss", "ftp", "ftps", "dns", "tcp")
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
@@ -232,7 +233,10 @@ class UpstreamTLS(StrictModel):
 class BackendConfig(StrictModel):
     """One backend server of an upstream pool."""
 
-    url: str = Field(description="`http://host:port` or `https://host:port`, no path.")
+    url: str = Field(
+        description="`http://host:port` or `https://host:port`, no path; protocol listeners "
+        "use `ftp://`, `ftps://`, `dns://` or `tcp://` backends."
+    )
     weight: int = Field(1, ge=0, description="Relative share for weighted balancers.")
     name: str | None = Field(None, description="Label for metrics; defaults to host:port.")
 
@@ -240,8 +244,13 @@ class BackendConfig(StrictModel):
     @classmethod
     def _valid_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https", "ws", "wss"):
-            raise ValueError("expected a URL starting with http:// or https://")
+        if parts.scheme not in BACKEND_SCHEMES:
+            raise ValueError(
+                "expected a URL starting with http:// or https:// (or, for protocol "
+                "listeners, ftp://, ftps://, dns:// or tcp://)"
+            )
+        if parts.scheme == "tcp" and parts.port is None:
+            raise ValueError("a tcp:// backend needs a port")
         if not parts.hostname:
             raise ValueError("URL has no host")
         try:

@@ -87,7 +87,16 @@ class ActiveHealthChecker:
             await asyncio.sleep(self._delay())
 
     async def probe(self, backend: Backend) -> tuple[bool, str]:
-        """One probe: (healthy?, what happened)."""
+        """One probe: (healthy?, what happened); a protocol plugin's probe when it set one."""
+        custom = self.pool.health_probe
+        if custom is not None:
+            try:
+                async with asyncio.timeout(self.config.timeout):
+                    return await custom(backend)
+            except TimeoutError:
+                return False, f"no answer within {self.config.timeout:g}s"
+            except OSError as exc:
+                return False, str(exc) or type(exc).__name__
         assert self._session is not None
         headers = dict(self.config.headers)
         headers.setdefault("Host", self.config.host_header or backend.host_header)

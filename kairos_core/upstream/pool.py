@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from kairos_core.upstream.client import UpstreamClient
 
 log = logging.getLogger("kairos.health")
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "ftps": 21, "dns": 53}
 
 # What an attempt ended with, as reported to Backend.report.
 CONNECT_ERROR = -1
@@ -70,7 +72,7 @@ class Backend:
     ) -> None:
         parts = urlsplit(config.url)
         scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        default_port = 443 if scheme == "https" else 80
+        default_port = DEFAULT_PORTS.get(scheme, 0)
         self.config = config
         self.pool_name = pool_name
         self.scheme = scheme
@@ -234,7 +236,13 @@ class UpstreamPool:
             self.balancer, "observe", None
         )
         """The balancer's latency feedback, if it wants any."""
+        self.pick_async: Callable[..., Awaitable[Backend | None]] | None = getattr(
+            self.balancer, "pick_async", None
+        )
+        """Set when the balancer must await something (e.g. a model) to decide."""
         self.health_checker: Any = None
+        self.health_probe: Callable[[Backend], Awaitable[tuple[bool, str]]] | None = None
+        """A protocol plugin's own probe (FTP, DNS); HTTP probes are used when unset."""
 
     def _refresh(self) -> None:
         self.candidates = tuple(b for b in self.backends if b.available)
@@ -255,6 +263,21 @@ class UpstreamPool:
         backend = self.balancer.pick(ctx, candidates)
         if backend is None:
             raise NoBackendAvailable(f"balancer found no backend in upstream {self.name!r}")
+        return backend
+
+    async def choose_async(
+        self, ctx: RequestContext | None, exclude: Sequence[Backend] = ()
+    ) -> Backend:
+        """Like `choose`, for balancers that decide asynchronously (`pick_async`)."""
+        assert self.pick_async is not None
+        candidates = self.candidates
+        if exclude:
+            candidates = tuple(b for b in candidates if b not in exclude) or candidates
+        if not candidates:
+            return self.choose(ctx, exclude)
+        backend = await self.pick_async(ctx, candidates)
+        if backend is None or not backend.available:
+            return self.choose(ctx, exclude)
         return backend
 
     def _retry_after(self) -> float:

@@ -118,6 +118,29 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse JSON bytes (UTF-8, -16 or -32, as `json.loads` detects); NaN/Infinity refused."""
+    try:
+        return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+    except (ValueError, RecursionError) as exc:
+        raise BodyError("invalid", f"not valid JSON: {exc}") from None
+
+
+def dump_json(doc: Any) -> bytes:
+    """Compact JSON, UTF-8."""
+    try:
+        return _ENCODER.encode(doc).encode()
+    except UnicodeEncodeError:  # lone surrogates from \ud800 escapes
+        return _ASCII_ENCODER.encode(doc).encode()
+    except ValueError as exc:  # 1e999 parses as infinity, which JSON cannot hold
+        raise BodyError("invalid", f"holds a number JSON cannot represent: {exc}") from None
+
+
 def edit_json(
     ctx: RequestContext,
     raw: bytes,
@@ -127,20 +150,10 @@ def edit_json(
     reencode: bool,
 ) -> bytes:
     """Decode, parse, edit and serialise a body; BodyError says why it could not be edited."""
-    data = compression.decode(raw, codings, limit)
-    try:
-        doc = json.loads(data, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise BodyError("invalid", f"not valid JSON: {exc}") from None
+    doc = parse_json(compression.decode(raw, codings, limit))
     for edit in edits:
         edit(ctx, doc)
-    try:
-        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        out = text.encode()
-    except UnicodeEncodeError:  # lone surrogates from \\ud800 escapes
-        out = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError as exc:  # 1e999 parses as infinity, which JSON cannot hold
-        raise BodyError("invalid", f"holds a number JSON cannot represent: {exc}") from None
+    out = dump_json(doc)
     return compression.encode(out, codings) if reencode else out
 
 

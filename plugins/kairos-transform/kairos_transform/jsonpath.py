@@ -69,6 +69,31 @@ def _children(node: Any) -> list[Any]:
 
 def parents(node: Any, path: JsonPath, create: bool) -> Iterator[Any]:
     """The containers that hold the last segment of `path` (creating objects if asked)."""
+    if WILDCARD not in path:
+        found = _parent(node, path, create)  # the common case: one parent, no recursion
+        return iter(()) if found is None else iter((found,))
+    return _parents(node, path, create)
+
+
+def _parent(node: Any, path: JsonPath, create: bool) -> Any:
+    for segment in path:
+        if isinstance(node, dict):
+            if segment not in node:
+                if not create:
+                    return None
+                node[segment] = {}
+            node = node[segment]
+        elif isinstance(node, list):
+            index = _index(segment, len(node))  # type: ignore[arg-type]
+            if index is None:
+                return None
+            node = node[index]
+        else:
+            return None
+    return node if isinstance(node, dict | list) else None
+
+
+def _parents(node: Any, path: JsonPath, create: bool) -> Iterator[Any]:
     if not path:
         if isinstance(node, dict | list):
             yield node
@@ -76,18 +101,18 @@ def parents(node: Any, path: JsonPath, create: bool) -> Iterator[Any]:
     segment, rest = path[0], path[1:]
     if isinstance(segment, _Wildcard):
         for child in _children(node):
-            yield from parents(child, rest, create)
+            yield from _parents(child, rest, create)
         return
     if isinstance(node, dict):
         if segment not in node:
             if not create:
                 return
             node[segment] = {}
-        yield from parents(node[segment], rest, create)
+        yield from _parents(node[segment], rest, create)
     elif isinstance(node, list):
         index = _index(segment, len(node))
         if index is not None:
-            yield from parents(node[index], rest, create)
+            yield from _parents(node[index], rest, create)
 
 
 def _fresh(value: Any) -> Any:

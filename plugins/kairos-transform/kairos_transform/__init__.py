@@ -26,7 +26,11 @@ def build(config: TransformConfig, context: BuildContext) -> Middleware:
     request = RequestTransform(config.request)
     response = ResponseTransform(config.response)
     if not request and not response:
-        raise ValueError("no actions: configure `request` and/or `response` edits")
+
+        async def no_transform(ctx: RequestContext, call_next: Handler) -> Response:
+            return await call_next(ctx)
+
+        return no_transform  # nothing configured (e.g. a converted seed route with empty lists)
     if not response:
 
         async def transform_request(ctx: RequestContext, call_next: Handler) -> Response:

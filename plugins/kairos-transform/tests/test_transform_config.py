@@ -77,7 +77,6 @@ from kairos_transform.templates import Group, Variable, parse
             r"response\.status\[0\]\.colour",
             "unknown field",
         ),
-        ({}, r"config", "no actions"),
     ],
 )
 async def test_bad_settings_are_reported_with_their_location(
@@ -119,3 +118,13 @@ def test_json_paths() -> None:
     assert doc == {"b": "scalar", "z": {"a": [{}, {}, "last"]}}
     set_field(doc, ("z", "a", "7"), 1)  # out of range: nothing happens
     assert doc["z"]["a"] == [{}, {}, "last"]
+
+
+async def test_empty_settings_pass_requests_through(
+    kairos_gateway, echo_backend, http, route
+) -> None:
+    empty = {"request": {"headers": [], "query": [], "path": []}, "response": {"status": []}}
+    gw = await kairos_gateway(route(echo_backend, empty), plugins=[kairos_transform])
+    async with http.get(gw.url + "/a?b=1") as response:
+        assert response.status == 200
+    assert echo_backend.records[-1].raw_path == "/a?b=1"

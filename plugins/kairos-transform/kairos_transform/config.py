@@ -191,6 +191,8 @@ class PathRewrite(_Action):
     @model_validator(mode="after")
     def _compiles(self) -> PathRewrite:
         _compile_replacement(self.pattern, self.replacement)
+        if "?" in self.replacement or "#" in self.replacement:
+            raise ValueError("a path replacement cannot contain '?' or '#': use `query` actions")
         return self
 
 

@@ -44,6 +44,11 @@ from kairos_transform.templates import Group, Variable, parse
             r"\$idx in '/\$idx': the pattern has no group 'idx'",
         ),
         (
+            {"request": {"path": {"pattern": "^/(.*)$", "replacement": "/x?y=$1"}}},
+            r"request\.path\[0\]",
+            r"cannot contain '\?' or '#': use `query` actions",
+        ),
+        (
             {"request": {"path": {"pattern": "^/(", "replacement": "/"}}},
             r"request\.path\[0\]",
             "invalid regular expression",

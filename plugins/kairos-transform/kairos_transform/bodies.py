@@ -8,9 +8,9 @@ from typing import Any
 
 from kairos_core import RequestContext
 from kairos_transform import compression
+from kairos_transform.actions import BodyAdd, BodyRemove, BodyRename, BodySet
 from kairos_transform.compression import BodyError
 from kairos_transform.conditions import Predicate, compile_condition
-from kairos_transform.config import BodyAdd, BodyRemove, BodyRename, BodySet
 from kairos_transform.jsonpath import parse_path, remove_field, rename_field, set_field
 from kairos_transform.templates import Template
 

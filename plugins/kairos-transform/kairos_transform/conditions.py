@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from kairos_core import RequestContext
-from kairos_transform.config import Condition
+from kairos_transform.actions import Condition
 
 Predicate = Callable[[RequestContext, Mapping[str, str], int], bool]
 """(context, headers of the message being edited, backend status or 0) -> applies?"""

@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from multidict import CIMultiDict
 
 from kairos_core import RequestContext
-from kairos_transform.conditions import compile_condition
-from kairos_transform.config import (
+from kairos_transform.actions import (
     NamedAdd,
     NamedAppend,
     NamedRemove,
@@ -16,6 +15,7 @@ from kairos_transform.config import (
     NamedReplace,
     NamedSet,
 )
+from kairos_transform.conditions import compile_condition
 from kairos_transform.templates import Replacement, Template
 
 HeaderEdit = Callable[[RequestContext, CIMultiDict[str], int], None]

@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote, unquote_plus
 
 from kairos_core import RequestContext
-from kairos_transform.conditions import Predicate, compile_condition
-from kairos_transform.config import (
+from kairos_transform.actions import (
     NamedAdd,
     NamedAppend,
     NamedRemove,
@@ -15,6 +14,7 @@ from kairos_transform.config import (
     NamedReplace,
     NamedSet,
 )
+from kairos_transform.conditions import Predicate, compile_condition
 from kairos_transform.templates import Replacement, Template
 
 Param = tuple[str, str]

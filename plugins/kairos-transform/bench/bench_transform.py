@@ -43,14 +43,14 @@ HEADERS_ONLY = {
     "request": {
         "headers": [
             {"action": "add", "name": "X-Gateway", "value": "kairos"},
-            {"action": "set", "name": "X-Client", "value": "${client_ip}"},
+            {"action": "set", "name": "X-Client", "value": "$(client_ip)"},
             {"action": "remove", "name": "X-Debug"},
         ]
     },
     "response": {
         "headers": [
             {"action": "remove", "name": "Server"},
-            {"action": "set", "name": "X-Request", "value": "${request_id}"},
+            {"action": "set", "name": "X-Request", "value": "$(request_id)"},
         ]
     },
 }

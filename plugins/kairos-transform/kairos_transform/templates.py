@@ -1,9 +1,10 @@
-"""Value templates (`${consumer.name}`) and regex replacements (`/v2/$1`), compiled once.
+"""Value templates (`$(consumer.name)`) and regex replacements (`/v2/$1`), compiled once.
 
-A template is literal text with `${variable}` or `${variable|default}` references and `$$`
-for a literal `$`. A replacement also takes regex groups: `$1`, `${1}`, `$name`, `${name}`.
-Rendering returns None when a variable has no value and no default: the caller then skips
-the action rather than send an empty or half-built value.
+A template is literal text with `$(variable)` or `$(variable|default)` references and `$$`
+for a literal `$` (the syntax stays clear of the config loader's `${ENV}` interpolation). A
+replacement also takes regex groups: `$1`, `${1}`, `$name`, `${name}`. Rendering returns
+None when a variable has no value and no default: the caller then skips the action rather
+than send an empty or half-built value.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def variable(name: str) -> Getter:
 
 
 class Variable:
-    """A `${name|default}` reference inside a template."""
+    """A `$(name|default)` reference inside a template."""
 
     __slots__ = ("default", "get", "name")
 
@@ -104,45 +105,41 @@ class Group:
 Part = str | Variable | Group
 
 
-def _braced(text: str, start: int) -> tuple[str, int]:
-    end = text.find("}", start)
+def _closing(text: str, start: int, close: str, opening: str) -> tuple[str, int]:
+    end = text.find(close, start)
     if end < 0:
-        raise ValueError(f"unclosed '${{' in {text!r}")
+        raise ValueError(f"unclosed {opening!r} in {text!r}")
     return text[start:end], end + 1
 
 
 def parse(text: str, groups: re.Pattern[str] | None = None) -> tuple[Part, ...]:
-    """Split `text` into literals, variables and (when `groups` is a regex) group references."""
+    """Split `text` into literals, `$(variables)` and (when `groups` is a regex) group references."""
     parts: list[Part] = []
     literal: list[str] = []
     i = 0
     while i < len(text):
         char = text[i]
-        if char != "$" or i + 1 == len(text):
+        following = text[i + 1] if i + 1 < len(text) else ""
+        ref: Part | None = None
+        if char != "$" or not following:
             literal.append(char)
             i += 1
             continue
-        following = text[i + 1]
-        ref: Part | None = None
         if following == "$":
             literal.append("$")
             i += 2
             continue
-        if following == "{":
-            inner, i = _braced(text, i + 2)
+        if following == "(":
+            inner, i = _closing(text, i + 2, ")", "$(")
             name, bar, default = inner.partition("|")
-            ref = _group(name, groups) if groups is not None and not bar else None
-            if ref is None:
-                ref = Variable(name.strip(), default if bar else None)
+            ref = Variable(name.strip(), default if bar else None)
+        elif groups is not None and following == "{":
+            name, i = _closing(text, i + 2, "}", "${")
+            ref = _group(name, groups, text)
         elif groups is not None and _IDENT_RE.match(text, i + 1):
             found = _IDENT_RE.match(text, i + 1)
             assert found is not None
-            ref = _group(found.group(), groups)
-            if ref is None:
-                raise ValueError(
-                    f"${found.group()} in {text!r}: the pattern has no group "
-                    f"{found.group()!r} (braces end a reference early: ${{1}}x)"
-                )
+            ref = _group(found.group(), groups, text)
             i = found.end()
         else:
             literal.append(char)
@@ -157,7 +154,7 @@ def parse(text: str, groups: re.Pattern[str] | None = None) -> tuple[Part, ...]:
     return tuple(parts)
 
 
-def _group(name: str, pattern: re.Pattern[str]) -> Group | None:
+def _group(name: str, pattern: re.Pattern[str], text: str) -> Group:
     if name.isdigit():
         number = int(name)
         if number > pattern.groups:
@@ -165,7 +162,10 @@ def _group(name: str, pattern: re.Pattern[str]) -> Group | None:
         return Group(number)
     if name in pattern.groupindex:
         return Group(name)
-    return None
+    raise ValueError(
+        f"{text!r} refers to group {name!r}, which the pattern does not define "
+        "(braces end a reference early: ${1}x; template variables are written $(name))"
+    )
 
 
 class Template:

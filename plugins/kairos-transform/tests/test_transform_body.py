@@ -28,12 +28,12 @@ async def test_request_field_actions(kairos_gateway, echo_backend, http, route, 
                 {
                     "action": "set",
                     "path": "meta.user",
-                    "value": {"id": "${claims.sub}", "org": "${claims.org.id}"},
+                    "value": {"id": "$(claims.sub)", "org": "$(claims.org.id)"},
                 },
                 {"action": "add", "path": "meta.via", "value": "ignored: present"},
                 {"action": "add", "path": "locale", "value": "en"},
                 {"action": "set", "path": "dot\\.key", "value": 1},
-                {"action": "set", "path": "ghost", "value": "${consumer.metadata.none}"},
+                {"action": "set", "path": "ghost", "value": "$(consumer.metadata.none)"},
             ]
         }
     }
@@ -149,7 +149,7 @@ async def test_response_field_actions(kairos_gateway, echo_backend, http, route)
             "body": [
                 {"action": "remove", "path": "headers"},
                 {"action": "rename", "path": "method", "to": "request.verb"},
-                {"action": "set", "path": "request.id", "value": "${request_id}"},
+                {"action": "set", "path": "request.id", "value": "$(request_id)"},
                 {"action": "add", "path": "backend", "value": "not added: present"},
                 {"action": "set", "path": "failed", "value": True, "when": {"status": ["4xx"]}},
             ]

@@ -14,7 +14,7 @@ from kairos_transform.templates import Group, Variable, parse
     ("config", "where", "message"),
     [
         (
-            {"request": {"headers": [{"action": "set", "name": "X", "value": "${nope}"}]}},
+            {"request": {"headers": [{"action": "set", "name": "X", "value": "$(nope)"}]}},
             r"request\.headers\[0\]\.set\.value",
             "unknown template variable 'nope'",
         ),
@@ -41,7 +41,7 @@ from kairos_transform.templates import Group, Variable, parse
         (
             {"request": {"path": {"pattern": "^/(?P<id>.+)$", "replacement": "/$idx"}}},
             r"request\.path\[0\]",
-            r"\$idx in '/\$idx': the pattern has no group 'idx'",
+            r"'/\$idx' refers to group 'idx', which the pattern does not define",
         ),
         (
             {"request": {"path": {"pattern": "^/(.*)$", "replacement": "/x?y=$1"}}},
@@ -93,21 +93,34 @@ async def test_bad_settings_are_reported_with_their_location(
 
 
 def test_template_parsing() -> None:
-    parts = parse("a $$ b ${claims.sub|anon} $1 US$")
+    parts = parse("a $$ b $(claims.sub|anon) $1 US$")
     assert parts[0] == "a $ b "
     assert isinstance(parts[1], Variable)
     assert (parts[1].name, parts[1].default) == ("claims.sub", "anon")
     assert parts[2] == " $1 US$"  # groups only exist in replacements
 
 
-def test_replacement_parsing_prefers_groups() -> None:
+def test_replacement_parsing() -> None:
     import re
 
     pattern = re.compile(r"^/(?P<client_ip>x)/(\d+)$")
-    parts = parse("/${client_ip}/$2/${1}/${request_id}", pattern)
+    parts = parse("/${client_ip}/$client_ip/$2/${1}x/$(client_ip)", pattern)
     kinds = [type(p).__name__ for p in parts]
-    assert kinds == ["str", "Group", "str", "Group", "str", "Group", "str", "Variable"]
-    assert [p.key for p in parts if isinstance(p, Group)] == ["client_ip", 2, 1]
+    assert kinds == [
+        "str",
+        "Group",
+        "str",
+        "Group",
+        "str",
+        "Group",
+        "str",
+        "Group",
+        "str",
+        "Variable",
+    ]
+    assert [p.key for p in parts if isinstance(p, Group)] == ["client_ip", "client_ip", 2, 1]
+    with pytest.raises(ValueError, match="does not define"):
+        parse("/${nope}", pattern)
 
 
 def test_json_paths() -> None:

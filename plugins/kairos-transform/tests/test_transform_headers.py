@@ -56,7 +56,7 @@ async def test_response_header_actions(kairos_gateway, echo_backend, http, route
             "headers": [
                 {"action": "remove", "name": "Server"},
                 {"action": "rename", "name": "X-Backend", "to": "X-Served-By"},
-                {"action": "set", "name": "X-Request", "value": "${request_id}"},
+                {"action": "set", "name": "X-Request", "value": "$(request_id)"},
                 {"action": "add", "name": "Cache-Control", "value": "no-store"},
                 {
                     "action": "replace",
@@ -82,15 +82,15 @@ async def test_templates_from_the_request(kairos_gateway, echo_backend, http) ->
     config = {
         "request": {
             "headers": [
-                {"action": "set", "name": "X-Client", "value": "${client_ip}"},
-                {"action": "set", "name": "X-Rid", "value": "rid=${request_id}"},
-                {"action": "set", "name": "X-User-Id", "value": "${params.id}"},
-                {"action": "set", "name": "X-Page", "value": "${query.page}"},
-                {"action": "set", "name": "X-Agent", "value": "${header.User-Agent}"},
-                {"action": "set", "name": "X-Where", "value": "${method} ${path} on ${route}"},
-                {"action": "set", "name": "X-Price", "value": "US$5 $$${query.page}"},
-                {"action": "set", "name": "X-Sort", "value": "${query.sort|name}"},
-                {"action": "set", "name": "X-Missing", "value": "v=${query.nothing}"},
+                {"action": "set", "name": "X-Client", "value": "$(client_ip)"},
+                {"action": "set", "name": "X-Rid", "value": "rid=$(request_id)"},
+                {"action": "set", "name": "X-User-Id", "value": "$(params.id)"},
+                {"action": "set", "name": "X-Page", "value": "$(query.page)"},
+                {"action": "set", "name": "X-Agent", "value": "$(header.User-Agent)"},
+                {"action": "set", "name": "X-Where", "value": "$(method) $(path) on $(route)"},
+                {"action": "set", "name": "X-Price", "value": "US$5 $$$(query.page)"},
+                {"action": "set", "name": "X-Sort", "value": "$(query.sort|name)"},
+                {"action": "set", "name": "X-Missing", "value": "v=$(query.nothing)"},
             ]
         }
     }
@@ -128,13 +128,13 @@ async def test_templates_from_consumer_and_claims(
     config = {
         "request": {
             "headers": [
-                {"action": "set", "name": "X-Consumer-Name", "value": "${consumer.name}"},
-                {"action": "set", "name": "X-Plan", "value": "${consumer.metadata.plan}"},
-                {"action": "set", "name": "X-Sub", "value": "${claims.sub}"},
-                {"action": "set", "name": "X-Org", "value": "${claims.org.name}#${claims.org.id}"},
-                {"action": "set", "name": "X-Org-Json", "value": "${claims.org}"},
-                {"action": "set", "name": "X-Admin", "value": "${claims.admin}"},
-                {"action": "set", "name": "X-Scope", "value": "${claims.scope|none}"},
+                {"action": "set", "name": "X-Consumer-Name", "value": "$(consumer.name)"},
+                {"action": "set", "name": "X-Plan", "value": "$(consumer.metadata.plan)"},
+                {"action": "set", "name": "X-Sub", "value": "$(claims.sub)"},
+                {"action": "set", "name": "X-Org", "value": "$(claims.org.name)#$(claims.org.id)"},
+                {"action": "set", "name": "X-Org-Json", "value": "$(claims.org)"},
+                {"action": "set", "name": "X-Admin", "value": "$(claims.admin)"},
+                {"action": "set", "name": "X-Scope", "value": "$(claims.scope|none)"},
             ]
         }
     }
@@ -164,7 +164,7 @@ async def test_templates_from_consumer_and_claims(
 async def test_rendered_values_cannot_split_headers(
     kairos_gateway, echo_backend, http, route
 ) -> None:
-    config = {"request": {"headers": [{"action": "set", "name": "X-Q", "value": "${query.q}"}]}}
+    config = {"request": {"headers": [{"action": "set", "name": "X-Q", "value": "$(query.q)"}]}}
     gw = await kairos_gateway(route(echo_backend, config), plugins=[kairos_transform])
     async with http.get(gw.url + "/s?q=a%0d%0aX-Injected:%201") as response:
         assert response.status == 200

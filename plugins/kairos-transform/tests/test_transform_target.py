@@ -43,7 +43,7 @@ async def test_named_groups_templates_and_several_rewrites(
             "path": [
                 {
                     "pattern": r"^/shop/(?P<shop>[^/]+)/items/(\d+)$",
-                    "replacement": "/items/${2}/${shop}/by/${header.X-User}",
+                    "replacement": "/items/${2}/${shop}/by/$(header.X-User)",
                 },
                 {"pattern": "/+", "replacement": "/", "all": True},
                 {"pattern": "^/never$", "replacement": "/x"},
@@ -65,7 +65,7 @@ async def test_named_groups_templates_and_several_rewrites(
 async def test_rewrite_with_missing_variable_is_skipped(
     kairos_gateway, echo_backend, http, route
 ) -> None:
-    config = {"request": {"path": {"pattern": "^/(.*)$", "replacement": "/${consumer.name}/$1"}}}
+    config = {"request": {"path": {"pattern": "^/(.*)$", "replacement": "/$(consumer.name)/$1"}}}
     gw = await kairos_gateway(route(echo_backend, config), plugins=[kairos_transform])
     async with http.get(gw.url + "/p") as response:
         assert response.status == 200
@@ -88,7 +88,7 @@ async def test_query_actions(kairos_gateway, echo_backend, http, route) -> None:
                     "pattern": "^-(.*)$",
                     "replacement": "$1 desc",
                 },
-                {"action": "set", "name": "caller", "value": "${client_ip}"},
+                {"action": "set", "name": "caller", "value": "$(client_ip)"},
             ]
         }
     }

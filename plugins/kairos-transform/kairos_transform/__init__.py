@@ -22,36 +22,27 @@ __all__ = ["RequestTransform", "ResponseTransform", "TransformConfig", "build"]
 
 
 def build(config: TransformConfig, context: BuildContext) -> Middleware:
-    """Compile every rule once; the stage only runs the prebuilt closures."""
+    """Compile every rule once; the stage only runs the prebuilt steps that have work."""
     request = RequestTransform(config.request)
     response = ResponseTransform(config.response)
-    if not request and not response:
-
-        async def no_transform(ctx: RequestContext, call_next: Handler) -> Response:
-            return await call_next(ctx)
-
-        return no_transform  # nothing configured (e.g. a converted seed route with empty lists)
-    if not response:
-
-        async def transform_request(ctx: RequestContext, call_next: Handler) -> Response:
-            refusal = await request.apply(ctx)
-            if refusal is not None:
-                return refusal
-            return await call_next(ctx)
-
-        return transform_request
-    if not request:
-
-        async def transform_response(ctx: RequestContext, call_next: Handler) -> Response:
-            return await response.apply(ctx, await call_next(ctx))
-
-        return transform_response
+    edit_target = request.edit_target if request.edits_target else None
+    edit_body = request.edit_body if request.body else None
+    edit_headers = response.edit_headers if response and response.headers_only else None
+    edit_response = response.apply if response and not response.headers_only else None
 
     async def transform(ctx: RequestContext, call_next: Handler) -> Response:
-        refusal = await request.apply(ctx)
-        if refusal is not None:
-            return refusal
-        return await response.apply(ctx, await call_next(ctx))
+        if edit_target is not None:
+            edit_target(ctx)
+        if edit_body is not None:
+            refusal = await edit_body(ctx)
+            if refusal is not None:
+                return refusal
+        upstream = await call_next(ctx)
+        if edit_headers is not None:
+            return edit_headers(ctx, upstream)
+        if edit_response is not None:
+            return await edit_response(ctx, upstream)
+        return upstream
 
     return transform
 

@@ -32,21 +32,7 @@ def _safe(value: str | None) -> str | None:
 def _edit(action: NamedActionModel) -> HeaderEdit:
     name = action.name
     if isinstance(action, NamedAdd | NamedSet | NamedAppend):
-        template = Template(action.value)
-        kind = action.action
-
-        def write(ctx: RequestContext, headers: CIMultiDict[str], status: int) -> None:
-            if kind == "add" and name in headers:
-                return
-            value = _safe(template.render(ctx))
-            if value is None:
-                return
-            if kind == "append":
-                headers.add(name, value)
-            else:
-                headers[name] = value
-
-        return write
+        return _writer(action.action, name, Template(action.value))
     if isinstance(action, NamedRemove):
 
         def remove(ctx: RequestContext, headers: CIMultiDict[str], status: int) -> None:
@@ -77,6 +63,30 @@ def _edit(action: NamedActionModel) -> HeaderEdit:
                 headers.add(name, value)
 
     return replace
+
+
+def _writer(kind: str, name: str, template: Template) -> HeaderEdit:
+    """A closure specialised for add / set / append and for constant values."""
+    constant = template.constant
+    if constant is not None and kind == "set":
+        return lambda ctx, headers, status: headers.__setitem__(name, constant)
+    if constant is not None and kind == "append":
+        return lambda ctx, headers, status: headers.add(name, constant)
+    only_if_absent = kind == "add"
+    append = kind == "append"
+
+    def write(ctx: RequestContext, headers: CIMultiDict[str], status: int) -> None:
+        if only_if_absent and name in headers:
+            return
+        value = constant if constant is not None else _safe(template.render(ctx))
+        if value is None:
+            return
+        if append:
+            headers.add(name, value)
+        else:
+            headers[name] = value
+
+    return write
 
 
 def compile_header_actions(actions: Sequence[NamedActionModel]) -> tuple[HeaderEdit, ...]:

@@ -30,7 +30,7 @@ def _path_encode(value: str) -> str:
 
 
 class RequestTransform:
-    """Applies one configuration's request rules; `apply` returns a Response only to refuse."""
+    """One configuration's request rules: `edit_target` (sync), then `edit_body` (async)."""
 
     def __init__(self, rules: RequestRules) -> None:
         self.header_edits = compile_header_actions(rules.headers)
@@ -45,10 +45,15 @@ class RequestTransform:
         self.pass_oversize = rules.on_oversize == "pass"
 
     def __bool__(self) -> bool:
-        return bool(self.header_edits or self.rewrites or self.edit_query or self.body)
+        return self.edits_target or bool(self.body)
 
-    async def apply(self, ctx: RequestContext) -> Response | None:
-        """Edit the request in place; a Response means the request is refused."""
+    @property
+    def edits_target(self) -> bool:
+        """True when headers, path or query have actions (no body work needed for those)."""
+        return bool(self.header_edits or self.rewrites or self.edit_query)
+
+    def edit_target(self, ctx: RequestContext) -> None:
+        """Headers, then path, then query: synchronous, no body involved."""
         headers = ctx.headers
         for edit in self.header_edits:
             edit(ctx, headers, 0)
@@ -59,11 +64,9 @@ class RequestTransform:
                     ctx.upstream_path = path if path.startswith("/") else "/" + path
         if self.edit_query is not None:
             self.edit_query(ctx)
-        if self.body:
-            return await self._edit_body(ctx)
-        return None
 
-    async def _edit_body(self, ctx: RequestContext) -> Response | None:
+    async def edit_body(self, ctx: RequestContext) -> Response | None:
+        """Edit a JSON body when an action applies; a Response means the request is refused."""
         headers = ctx.headers
         if not ctx.has_body() or not is_json(headers.get("Content-Type")):
             return None

@@ -75,6 +75,19 @@ class ResponseTransform:
     def __bool__(self) -> bool:
         return bool(self.mappings or self.header_edits or self.body)
 
+    @property
+    def headers_only(self) -> bool:
+        """True when only header actions are configured (`edit_headers` does all the work)."""
+        return not (self.mappings or self.body)
+
+    def edit_headers(self, ctx: RequestContext, response: Response) -> Response:
+        """Apply the header actions (synchronous)."""
+        status = response.status
+        headers = response.headers
+        for edit in self.header_edits:
+            edit(ctx, headers, status)
+        return response
+
     async def apply(self, ctx: RequestContext, response: Response) -> Response:
         """Edit `response` (or replace it with a 502 when its body cannot be edited)."""
         status = response.status

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import kairos_ipfilter
 import pytest
 
-from kairos_core.testing import Backend
+from kairos_core.testing import Backend, require_service
 
 
 def config(backend: Backend, route_plugins: list[Any], **extra: Any) -> dict[str, Any]:
@@ -112,3 +113,37 @@ async def test_bad_config_names_the_field(kairos_gateway, echo_backend) -> None:
         await kairos_gateway(
             config(echo_backend, [{"name": "ip-filter", "config": {}}]), plugins=[kairos_ipfilter]
         )
+
+
+async def test_ipv6_clients(kairos_gateway, echo_backend, http) -> None:
+    require_service("IPv6 loopback", ipv6_loopback(), "enable ::1")
+    listeners = [{"host": "::1", "port": 0}]
+    denied = await kairos_gateway(
+        config(
+            echo_backend,
+            [{"name": "ip-filter", "config": {"deny": ["::1/128"]}}],
+            listeners=listeners,
+        ),
+        plugins=[kairos_ipfilter],
+    )
+    async with http.get(denied.url + "/guarded/x") as response:
+        assert response.status == 403
+    allowed = await kairos_gateway(
+        config(
+            echo_backend,
+            [{"name": "ip-filter", "config": {"allow": ["::/0"], "deny": ["127.0.0.0/8"]}}],
+            listeners=listeners,
+        ),
+        plugins=[kairos_ipfilter],
+    )
+    async with http.get(allowed.url + "/guarded/x") as response:
+        assert response.status == 200
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

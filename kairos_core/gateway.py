@@ -159,6 +159,7 @@ class Gateway:
             max_line_size=server_config.max_header_size,
             max_field_size=server_config.max_header_size,
             max_headers=server_config.max_headers,
+            auto_decompress=False,  # a proxy forwards request bodies exactly as they came
         )
         factory: Any = http
         if listener.proxy_protocol:

@@ -41,21 +41,27 @@ class RequestContext:
         "backend",
         "body_failure",
         "body_started",
+        "bytes_in",
         "claims",
         "client_ip",
         "consumer",
         "expect_continue",
         "headers",
         "host",
+        "parent_span_id",
         "query_string",
         "raw_params",
         "request",
         "request_id",
+        "retries",
         "route",
         "scheme",
+        "span_id",
         "started",
         "state",
+        "trace_id",
         "upstream_path",
+        "upstream_seconds",
     )
 
     def __init__(
@@ -86,6 +92,18 @@ class RequestContext:
         self.consumer: Consumer | None = None
         self.claims: Mapping[str, Any] | None = None
         self.backend: Backend | None = None
+        self.bytes_in = 0
+        """Request body bytes read so far."""
+        self.trace_id: str | None = None
+        """W3C trace id of this request (continued from the client's, or new)."""
+        self.span_id: str | None = None
+        """The span id the gateway used for its hop (sent upstream in `traceparent`)."""
+        self.parent_span_id: str | None = None
+        """The client's span id, when it sent a `traceparent`."""
+        self.upstream_seconds = 0.0
+        """Time from sending the last attempt upstream to its response head."""
+        self.retries = 0
+        """Upstream attempts after the first."""
         self.expect_continue = False
         """The client waits for `100 Continue` before sending its body."""
         self.body_started = False
@@ -228,6 +246,7 @@ class RequestContext:
             if not chunk:
                 return
             total += len(chunk)
+            self.bytes_in = total
             if total > limit:
                 raise RequestBodyTooLarge(limit)
             yield chunk

@@ -14,6 +14,7 @@ from typing import Any
 from kairos_core.config.errors import ConfigError, ConfigProblem
 from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import ListenerConfig
+from kairos_core.config.observability import AccessLogConfig
 from kairos_core.forwarding import TrustedProxies
 from kairos_core.metrics import Metrics
 from kairos_core.plugins import MissingPlugins, PluginHost, Registry
@@ -22,6 +23,9 @@ from kairos_core.server.handler import HttpEntry, HttpSettings
 from kairos_core.server.protocol import KairosServer
 from kairos_core.server.proxy_protocol import ProxyProtocolReader
 from kairos_core.server.redirect import redirect_handler
+from kairos_core.telemetry.access_log import AccessLog
+from kairos_core.telemetry.core_metrics import CoreMetrics, forget_backends, watch_backends
+from kairos_core.telemetry.observer import RequestObserver
 from kairos_core.tls import listener_context
 
 log = logging.getLogger("kairos.gateway")
@@ -63,6 +67,11 @@ class Gateway:
         self._current: tuple[Runtime, HttpSettings] | None = None
         self.registry: Registry | None = None
         self.metrics = Metrics()
+        self.core = CoreMetrics(self.metrics)
+        self.core.open_connections.set_function(
+            lambda: float(sum(len(b.http.connections) for b in self.listeners))
+        )
+        self.access_log: AccessLog | None = None
         self._retiring: set[asyncio.Task[None]] = set()
 
     @property
@@ -102,6 +111,7 @@ class Gateway:
                 workers=self.workers,
                 metrics=self.metrics,
                 instance_id=self.instance_id,
+                core=self.core if loaded.config.observability.metrics.enabled else None,
             )
         except ConfigError as exc:
             if not missing:
@@ -138,9 +148,26 @@ class Gateway:
         for result in self.host.call("kairos_startup", services=runtime.services):
             if inspect.isawaitable(result):
                 await result
+        self._configure_access_log(runtime.config.observability.access_log)
+        metrics_on = runtime.config.observability.metrics.enabled
+        if metrics_on:
+            watch_backends(self.core, runtime.pools)
+        observer = RequestObserver(self.core if metrics_on else None, self.access_log)
         self._runtime = runtime
-        self._settings = HttpSettings(runtime)
+        self._settings = HttpSettings(runtime, observer)
         self._current = (runtime, self._settings)
+
+    def _configure_access_log(self, config: AccessLogConfig) -> None:
+        """Open the access log, or reopen it when a reload changed where or how it is written."""
+        current = self.access_log
+        if current is not None and current.config == config:
+            return
+        if current is not None:
+            current.close()
+        self.access_log = None
+        if config.enabled:
+            self.access_log = AccessLog(config)
+            self.access_log.start()
 
     async def _listen(self, listener: ListenerConfig) -> BoundListener:
         loop = asyncio.get_running_loop()
@@ -201,8 +228,15 @@ class Gateway:
 
     async def reload(self, loaded: LoadedConfig) -> None:
         """Build `loaded` aside, swap it in at once, then retire the old runtime when idle."""
-        runtime = self.prepare(loaded)
+        try:
+            runtime = self.prepare(loaded)
+        except Exception:
+            self.core.reloads.labels("failure").inc()
+            raise
+        self.core.reloads.labels("success").inc()
         old = self._runtime
+        if old is not None:
+            forget_backends(self.core, old.pools, runtime.pools)
         if old is not None:
             runtime.adopt(old)
         await self._activate(runtime)
@@ -254,6 +288,9 @@ class Gateway:
         if self._runtime is not None:
             await self._close_runtime(self._runtime)
             self._runtime = None
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None
 
 
 def _bound_port(server: asyncio.AbstractServer, requested: int) -> int:

@@ -23,6 +23,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 Kind = Literal["counter", "gauge", "histogram"]
+Merge = Literal["sum", "max", "min"]
 
 LATENCY_BUCKETS = (
     0.001,
@@ -113,6 +114,8 @@ class Family:
     kind: Kind
     labelnames: tuple[str, ...]
     buckets: tuple[float, ...] = ()
+    merge: Merge = "sum"
+    """How worker values combine for gauges: summed (in-flight), or max/min (states)."""
     children: dict[tuple[str, ...], Child] = field(default_factory=dict)
 
     def labels(self, *values: str, **named: str) -> Any:
@@ -149,6 +152,7 @@ class Metrics:
         kind: Kind,
         labelnames: Iterable[str],
         buckets: Sequence[float] = (),
+        merge: Merge = "sum",
     ) -> Family:
         labels = tuple(labelnames)
         existing = self.families.get(name)
@@ -158,7 +162,7 @@ class Metrics:
                     f"metric {name} already exists as a {existing.kind} with labels {existing.labelnames}"
                 )
             return existing
-        family = Family(name, documentation, kind, labels, tuple(buckets))
+        family = Family(name, documentation, kind, labels, tuple(buckets), merge)
         self.families[name] = family
         return family
 
@@ -166,9 +170,11 @@ class Metrics:
         """A counter family (name without the `_total` suffix is fine; it is added on export)."""
         return self._family(name.removesuffix("_total"), documentation, "counter", labelnames)
 
-    def gauge(self, name: str, documentation: str, labelnames: Iterable[str] = ()) -> Family:
-        """A gauge family."""
-        return self._family(name, documentation, "gauge", labelnames)
+    def gauge(
+        self, name: str, documentation: str, labelnames: Iterable[str] = (), merge: Merge = "sum"
+    ) -> Family:
+        """A gauge family; `merge` says how values from several workers combine."""
+        return self._family(name, documentation, "gauge", labelnames, merge=merge)
 
     def histogram(
         self,
@@ -197,6 +203,7 @@ class Metrics:
                 "kind": family.kind,
                 "labels": family.labelnames,
                 "buckets": family.buckets,
+                "merge": family.merge,
                 "values": values,
             }
         return out
@@ -219,6 +226,10 @@ def merge(
                 elif data["kind"] == "histogram":
                     counts = [a + b for a, b in zip(current[0], value[0], strict=True)]
                     target["values"][key] = (counts, current[1] + value[1])
+                elif data["kind"] == "gauge" and data.get("merge") == "max":
+                    target["values"][key] = max(current, value)
+                elif data["kind"] == "gauge" and data.get("merge") == "min":
+                    target["values"][key] = min(current, value)
                 else:
                     target["values"][key] = current + value
     return merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from kairos_core.config.models import RouteConfig, Timeouts
@@ -14,8 +15,10 @@ from kairos_core.response import Response, error_response
 from kairos_core.upstream.pool import UpstreamPool
 
 if TYPE_CHECKING:
+    from kairos_core.metrics import Family
     from kairos_core.resilience.retry import RetryPolicy
     from kairos_core.resilience.traffic import Mirror, TrafficSplit
+    from kairos_core.telemetry.core_metrics import RouteStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +57,44 @@ def order_links(links: Sequence[ChainLink]) -> list[ChainLink]:
     return sorted(links, key=lambda link: (link.phase, -link.priority, link.order))
 
 
-def fold(links: Sequence[ChainLink], inner: Handler) -> Handler:
-    """Nest ordered stages around `inner` into one handler (no per-request assembly)."""
+def fold(
+    links: Sequence[ChainLink], inner: Handler, timing: tuple[Family, str] | None = None
+) -> Handler:
+    """Nest ordered stages around `inner` into one handler (no per-request assembly).
+
+    With `timing` (the plugin-duration family and the route name), each stage records the time
+    spent inside it, excluding the stages and the proxy it calls.
+    """
     handler = inner
     for link in reversed(links):
-        handler = functools.partial(link.middleware, call_next=handler)  # type: ignore[call-arg]
+        middleware = link.middleware
+        if timing is not None:
+            middleware = _timed(middleware, timing[0].labels(timing[1], link.name))
+        handler = functools.partial(middleware, call_next=handler)  # type: ignore[call-arg]
     return handler
+
+
+def _timed(middleware: Middleware, child: Any) -> Middleware:
+    """Wrap a stage so it observes its own duration (minus what `call_next` took)."""
+
+    async def timed(ctx: RequestContext, call_next: Handler) -> Response:
+        inner = 0.0
+
+        async def downstream(inner_ctx: RequestContext) -> Response:
+            nonlocal inner
+            begun = perf_counter()
+            try:
+                return await call_next(inner_ctx)
+            finally:
+                inner += perf_counter() - begun
+
+        begun = perf_counter()
+        try:
+            return await middleware(ctx, downstream)
+        finally:
+            child.observe(perf_counter() - begun - inner)
+
+    return timed
 
 
 def auth_stage(
@@ -123,6 +158,9 @@ class CompiledRoute:
     max_body_size: int
     compression: bool
     handler: Handler = field(default=None)  # type: ignore[assignment]
+    timed_handler: Handler | None = None
+    """The same chain with each stage timed (used for sampled requests)."""
+    stats: RouteStats | None = None
     chain: list[dict[str, Any]] = field(default_factory=list)
     consumer_chains: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rewrite_parts: tuple[tuple[str, bool], ...] | None = None

@@ -6,11 +6,11 @@ retry policy wants to retry, so healthy traffic never pays for the retry machine
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import monotonic
 
 from tenacity import (
     AsyncRetrying,
@@ -64,6 +64,7 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
     config = route.config
     fixed_host = config.host_header
     preserve_host = config.preserve_host
+    stats = route.stats
 
     async def attempt(
         ctx: RequestContext, pool: UpstreamPool, exclude: tuple[Backend, ...]
@@ -84,7 +85,7 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         elif not preserve_host:
             headers["Host"] = backend.host_header
         observe = pool.observe
-        sent_at = asyncio.get_running_loop().time() if observe is not None else 0.0
+        sent_at = monotonic()
         backend.attempt()
         try:
             upstream = await pool.client.send(
@@ -99,8 +100,10 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
             backend.release()
             outcome = _ERROR_OUTCOMES.get(exc.kind, BROKEN)
             backend.report(outcome)
+            if stats is not None:
+                stats.upstream_error(exc.kind)
             if observe is not None:
-                observe(backend, asyncio.get_running_loop().time() - sent_at, False)
+                observe(backend, monotonic() - sent_at, False)
             if ctx.body_failure is not None:
                 return Attempt(body_error_response(ctx.body_failure, ctx), backend, 0, True)
             log.warning("route %s: %s", route.name, exc)
@@ -120,8 +123,12 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
             raise
         status = upstream.status
         backend.report(status)
+        elapsed = monotonic() - sent_at
+        ctx.upstream_seconds = elapsed
+        if stats is not None:
+            stats.upstream.observe(elapsed)
         if observe is not None:
-            observe(backend, asyncio.get_running_loop().time() - sent_at, status < 500)
+            observe(backend, elapsed, status < 500)
         response = Response(
             status, response_headers(upstream.headers), upstream.body, upstream.reason
         )
@@ -200,7 +207,9 @@ async def _retry(
         nonlocal last
         await last.response.close()
         policy.retries_made += 1
-        ctx.state["retries"] = ctx.state.get("retries", 0) + 1
+        ctx.retries += 1
+        if ctx.route.stats is not None:
+            ctx.route.stats.retries.value += 1
         last = await attempt(ctx, pool, tuple(tried))
         if last.backend is not None:
             tried.append(last.backend)

@@ -13,7 +13,7 @@ from kairos_core.config.errors import ConfigError, ConfigProblem, Loc
 from kairos_core.config.loader import LoadedConfig
 from kairos_core.config.models import GatewayConfig, PluginEntry, UpstreamConfig
 from kairos_core.context import Consumer
-from kairos_core.metrics import Metrics
+from kairos_core.metrics import Family, Metrics
 from kairos_core.pipeline import (
     AuthLink,
     ChainLink,
@@ -29,6 +29,7 @@ from kairos_core.proxy import make_proxy_handler
 from kairos_core.resilience.retry import RetryPolicy
 from kairos_core.resilience.traffic import Mirror, TrafficSplit
 from kairos_core.router import PatternError, Router, RouteSpec
+from kairos_core.telemetry.core_metrics import CoreMetrics, RouteStats
 from kairos_core.tls import TLSConfigError, upstream_context
 from kairos_core.upstream.client import AiohttpUpstreamClient
 from kairos_core.upstream.pool import UpstreamPool
@@ -256,6 +257,7 @@ def build_runtime(
     workers: int = 1,
     metrics: Metrics | None = None,
     instance_id: str = "",
+    core: CoreMetrics | None = None,
 ) -> Runtime:
     """Validate every plugin entry, build pools, chains and the router; raise ConfigError."""
     config = loaded.config
@@ -359,7 +361,11 @@ def build_runtime(
                     f"rewrite uses {', '.join(unknown)} which the path does not define",
                 )
                 continue
-        _assemble(route, config.server.consumer_header, global_links, route_links, consumer_links)
+        if core is not None:
+            route.stats = RouteStats(core, name)
+        _assemble(
+            route, config.server.consumer_header, global_links, route_links, consumer_links, core
+        )
         routes.append(route)
         specs.append(
             RouteSpec(
@@ -389,6 +395,7 @@ def _assemble(
     global_links: dict[str, ChainLink | AuthLink | None],
     route_links: dict[str, ChainLink | AuthLink | None],
     consumer_links: dict[str, dict[str, ChainLink | AuthLink | None]],
+    core: CoreMetrics | None,
 ) -> None:
     """Fold the route's chain: the most specific scope's entry for each plugin wins."""
     effective = {**global_links, **route_links}
@@ -400,20 +407,26 @@ def _assemble(
     pre = [s for s in stages if s.phase in _PRE_AUTH]
     post = [s for s in stages if s.phase not in _PRE_AUTH]
     proxy = make_proxy_handler(route)
-    default_post: Handler = fold(post, proxy)
-    consumer_chains: dict[str, Handler] = {}
+    variants: dict[str, list[ChainLink]] = {}
     if auths:
         for consumer, links in consumer_links.items():
-            if not links:
-                continue
-            merged = {**{s.name: s for s in post}, **links}
-            variant = order_links([link for link in merged.values() if isinstance(link, ChainLink)])
-            consumer_chains[consumer] = fold(variant, proxy)
-            route.consumer_chains[consumer] = [link.describe() for link in variant]
-        inner = auth_stage(auths, default_post, consumer_chains, consumer_header)
-    else:
-        inner = default_post
-    route.handler = fold(pre, inner)
+            if links:
+                merged = {**{s.name: s for s in post}, **links}
+                variants[consumer] = order_links(
+                    [v for v in merged.values() if isinstance(v, ChainLink)]
+                )
+                route.consumer_chains[consumer] = [link.describe() for link in variants[consumer]]
+
+    def build(timing: tuple[Family, str] | None) -> Handler:
+        default_post = fold(post, proxy, timing)
+        if not auths:
+            return fold(pre, default_post, timing)
+        chains = {consumer: fold(links, proxy, timing) for consumer, links in variants.items()}
+        return fold(pre, auth_stage(auths, default_post, chains, consumer_header), timing)
+
+    route.handler = build(None)
+    if core is not None and (stages or auths):
+        route.timed_handler = build((core.plugin_duration, route.name))
     route.chain = (
         [s.describe() for s in pre]
         + [

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from kairos_core.config.observability import ObservabilityConfig
 from kairos_core.config.resilience import (
     CircuitBreakerConfig,
     HealthCheckConfig,
@@ -455,6 +456,9 @@ class GatewayConfig(StrictModel):
         description="Where traffic comes in.",
     )
     admin: AdminConfig = Field(default_factory=AdminConfig, description="The admin API listener.")
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="Metrics, access logs, logs and tracing."
+    )
     server: ServerConfig = Field(
         default_factory=ServerConfig, description="Gateway-wide HTTP settings and limits."
     )

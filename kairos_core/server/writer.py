@@ -25,8 +25,9 @@ async def send_response(
     request: web.BaseRequest,
     response: Response,
     compression: CompressionConfig | None,
-) -> web.StreamResponse:
-    """Send `response`; on an upstream failure mid-body, cut the client connection short."""
+) -> tuple[web.StreamResponse, int]:
+    """Send `response` (returns it and the body bytes sent); a mid-body upstream failure cuts
+    the client connection short."""
     headers = response.headers
     body = response.body
     if compression is not None and _should_compress(request, response, compression):
@@ -38,11 +39,13 @@ async def send_response(
             status=response.status, reason=response.reason, headers=headers, body=body or None
         )
         await response.close()
-        return whole
+        return whole, 0 if request.method == "HEAD" else len(body)
+    sent = 0
     out = web.StreamResponse(status=response.status, reason=response.reason, headers=headers)
     try:
         await out.prepare(request)
         async for chunk in body:
+            sent += len(chunk)
             await out.write(chunk)
     except (ConnectionError, ClientGone):
         await response.close()
@@ -53,10 +56,10 @@ async def send_response(
         transport = request.transport
         if transport is not None:
             transport.close()
-        return out
+        return out, sent
     await response.close()
     await out.write_eof()
-    return out
+    return out, sent
 
 
 def _should_compress(

@@ -18,6 +18,7 @@ from kairos_balancers.weighted import SmoothWeightedRoundRobin
 from kairos_core import BalancerPlugin, NoConfig, UpstreamPool, hookimpl
 
 __all__ = [
+    "PLUGINS",
     "ConsistentHash",
     "ConsistentHashConfig",
     "EwmaConfig",

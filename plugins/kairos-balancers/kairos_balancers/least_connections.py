@@ -62,21 +62,23 @@ class LeastConnections:
     def _pick_weighted(self, candidates: Sequence[Backend], table: LoadTable) -> Backend:
         loads = [b.in_flight * w for b, w in zip(candidates, table.inverse, strict=True)]
         least = min(loads)
-        if loads.count(least) == 1:
-            return candidates[loads.index(least)]
+        index = loads.index(least)
+        ties = loads.count(least)
+        if ties == 1:
+            return candidates[index]
         weights = table.weights
         current = table.current
-        best = -1
-        best_weight = 0
-        tied_total = 0
-        for index, load in enumerate(loads):
-            if load != least:
-                continue
+        best = index
+        best_weight = current[index] + weights[index]
+        current[index] = best_weight
+        tied_total = weights[index]
+        for _ in range(ties - 1):
+            index = loads.index(least, index + 1)
             weight = weights[index]
             tied_total += weight
             value = current[index] + weight
             current[index] = value
-            if best < 0 or value > best_weight:
+            if value > best_weight:
                 best, best_weight = index, value
         current[best] -= tied_total
         return candidates[best]

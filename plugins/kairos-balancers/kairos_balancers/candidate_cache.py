@@ -46,3 +46,18 @@ class CandidateCache(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def offered(candidates: Candidates) -> tuple[Candidates, tuple[int, ...]]:
+    """The backends a balancer may pick from, with the weights to use.
+
+    Candidates normally all have weight > 0. In panic mode the pool offers every backend;
+    weight-0 (drained) ones are then left out unless all are weight 0, when all count as 1.
+    """
+    weights = tuple(b.weight for b in candidates)
+    if all(w > 0 for w in weights):
+        return candidates, weights
+    if not any(w > 0 for w in weights):
+        return candidates, (1,) * len(candidates)
+    kept = [(b, w) for b, w in zip(candidates, weights, strict=True) if w > 0]
+    return tuple(b for b, _ in kept), tuple(w for _, w in kept)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kairos_balancers.candidate_cache import CandidateCache, Candidates
+from kairos_balancers.candidate_cache import CandidateCache, Candidates, offered
 from kairos_balancers.hash_keys import KeyReader, KeySource, key_hash, key_reader
 from kairos_balancers.rings import HashRing, MaglevTable, identities, is_prime
 from kairos_core import Backend, RequestContext, UpstreamPool
@@ -82,7 +82,7 @@ class ConsistentHash:
         self._next = 0
         virtual_nodes, size = config.virtual_nodes, config.table_size
         if config.algorithm == "ring":
-            points = virtual_nodes * sum(b.weight for b in backends)
+            points = virtual_nodes * max(sum(b.weight for b in backends), len(backends))
             if points > MAX_RING_POINTS:
                 raise ValueError(
                     f"the ring would hold {points} points (virtual_nodes {virtual_nodes} x "
@@ -93,17 +93,19 @@ class ConsistentHash:
             known_points: dict[tuple[str, int], list[int]] = {}
 
             def build(candidates: Candidates) -> Table:
-                names = self._names(candidates)
-                return HashRing(candidates, names, virtual_nodes, known_points)
+                backends, weights = offered(candidates)
+                names = self._names(backends)
+                return HashRing(backends, names, weights, virtual_nodes, known_points)
 
         else:
 
             def build(candidates: Candidates) -> Table:
-                return MaglevTable(candidates, self._names(candidates), size)
+                backends, weights = offered(candidates)
+                return MaglevTable(backends, self._names(backends), weights, size)
 
         self._tables: CandidateCache[Table] = CandidateCache(build, limit=16)
 
-    def _names(self, candidates: Candidates) -> list[str]:
+    def _names(self, candidates: Sequence[Backend]) -> list[str]:
         known = self._identities
         return [known.get(b) or b.name for b in candidates]
 
@@ -122,11 +124,13 @@ class ConsistentHash:
             key = ctx.client_ip if read_key is None else read_key(ctx)
             if key is None and self._fallback_ip:
                 key = ctx.client_ip
+        table = self._tables.get(candidates)
         if not key:
+            backends = table.backends
             position = self._next
             self._next = position + 1
-            return candidates[position % len(candidates)]
-        return self._tables.get(candidates).lookup(key_hash(key))
+            return backends[position % len(backends)]
+        return table.lookup(key_hash(key))
 
 
 def build_consistent_hash(config: ConsistentHashConfig, pool: UpstreamPool) -> ConsistentHash:

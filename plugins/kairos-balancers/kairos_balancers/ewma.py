@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kairos_balancers.candidate_cache import CandidateCache, Candidates, offered
 from kairos_core import Backend, RequestContext, UpstreamPool
 
 UNKNOWN_BUSY_COST = 1e9
@@ -43,6 +44,16 @@ class LatencyEstimate:
         self.stamp = 0.0
 
 
+class EwmaChoices:
+    """The backends of one candidate set and the inverse of the weights to use."""
+
+    __slots__ = ("backends", "inverse")
+
+    def __init__(self, candidates: Candidates) -> None:
+        self.backends, weights = offered(candidates)
+        self.inverse = tuple(1.0 / w for w in weights)
+
+
 class PeakEwma:
     """Picks the better of two random backends by `latency x (in_flight + 1) / weight`.
 
@@ -51,7 +62,7 @@ class PeakEwma:
     `observe` after every upstream attempt.
     """
 
-    __slots__ = ("_clock", "_decay", "_estimates", "_penalty", "_random")
+    __slots__ = ("_choices", "_clock", "_decay", "_estimates", "_penalty", "_random")
 
     def __init__(
         self,
@@ -65,6 +76,7 @@ class PeakEwma:
         self._clock = clock
         self._random = (rng or random.Random()).random
         self._estimates: dict[Backend, LatencyEstimate] = {b: LatencyEstimate() for b in backends}
+        self._choices: CandidateCache[EwmaChoices] = CandidateCache(EwmaChoices)
 
     def _estimate(self, backend: Backend) -> LatencyEstimate:
         estimate = self._estimates.get(backend)
@@ -79,14 +91,14 @@ class PeakEwma:
             now = self._clock()
         return estimate.seconds * math.exp((estimate.stamp - now) / self._decay)
 
-    def cost(self, backend: Backend, now: float) -> float:
-        """Expected wait at this backend, relative to its weight."""
+    def cost(self, backend: Backend, now: float, inverse_weight: float = 1.0) -> float:
+        """Expected wait at this backend, divided by its weight."""
         estimate = self._estimates.get(backend) or self._estimate(backend)
         seconds = estimate.seconds
         if seconds == 0.0:
             return UNKNOWN_BUSY_COST * backend.in_flight
         decayed = seconds * math.exp((estimate.stamp - now) / self._decay)
-        return decayed * (backend.in_flight + 1) / backend.weight
+        return decayed * (backend.in_flight + 1) * inverse_weight
 
     def observe(self, backend: Backend, seconds: float, ok: bool) -> None:
         """Fold one attempt's time to the response head into the backend's average."""
@@ -101,17 +113,22 @@ class PeakEwma:
 
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         """The cheaper of two distinct random backends (the first drawn on a tie)."""
-        count = len(candidates)
-        if count == 1:
+        if len(candidates) == 1:
             return candidates[0]
+        choices = self._choices.get(candidates)
+        backends = choices.backends
+        count = len(backends)
+        if count == 1:
+            return backends[0]
         draw = self._random
         first = int(draw() * count)
         second = int(draw() * (count - 1))
         if second >= first:
             second += 1
-        a, b = candidates[first], candidates[second]
+        a, b = backends[first], backends[second]
         now = self._clock()
-        return b if self.cost(b, now) < self.cost(a, now) else a
+        inverse = choices.inverse
+        return b if self.cost(b, now, inverse[second]) < self.cost(a, now, inverse[first]) else a
 
 
 def build_ewma(config: EwmaConfig, pool: UpstreamPool) -> PeakEwma:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kairos_balancers.candidate_cache import CandidateCache, Candidates
+from kairos_balancers.candidate_cache import CandidateCache, Candidates, offered
 from kairos_core import Backend, RequestContext
 
 
 class LoadTable:
     """Weights of one candidate set and the smooth round-robin state that breaks ties."""
 
-    __slots__ = ("current", "inverse", "uniform", "weights")
+    __slots__ = ("backends", "current", "inverse", "uniform", "weights")
 
     def __init__(self, candidates: Candidates) -> None:
-        self.weights = tuple(b.weight for b in candidates)
+        self.backends, self.weights = offered(candidates)
         self.inverse = tuple(1.0 / w for w in self.weights)
         self.uniform = len(set(self.weights)) <= 1
-        self.current = [0] * len(candidates)
+        self.current = [0] * len(self.backends)
 
 
 class LeastConnections:
@@ -39,13 +39,16 @@ class LeastConnections:
 
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         """The least loaded backend; ties taken in turn."""
-        count = len(candidates)
-        if count == 1:
+        if len(candidates) == 1:
             return candidates[0]
         table = self._tables.get(candidates)
+        backends = table.backends
+        count = len(backends)
+        if count == 1:
+            return backends[0]
         if table.uniform:
-            return self._pick_uniform(candidates, count)
-        return self._pick_weighted(candidates, table)
+            return self._pick_uniform(backends, count)
+        return self._pick_weighted(backends, table)
 
     def _pick_uniform(self, candidates: Sequence[Backend], count: int) -> Backend:
         loads = [b.in_flight for b in candidates]

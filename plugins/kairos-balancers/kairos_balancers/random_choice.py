@@ -7,17 +7,17 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 
-from kairos_balancers.candidate_cache import CandidateCache, Candidates
+from kairos_balancers.candidate_cache import CandidateCache, Candidates, offered
 from kairos_core import Backend, RequestContext
 
 
 class WeightTable:
     """Cumulative weights of one candidate set, for O(log n) weighted sampling."""
 
-    __slots__ = ("cumulative", "inverse", "total", "uniform")
+    __slots__ = ("backends", "cumulative", "inverse", "total", "uniform")
 
     def __init__(self, candidates: Candidates) -> None:
-        weights = [b.weight for b in candidates]
+        self.backends, weights = offered(candidates)
         self.cumulative = list(accumulate(weights))
         self.total = self.cumulative[-1] if weights else 0
         self.inverse = tuple(1.0 / w for w in weights)
@@ -44,9 +44,10 @@ class RandomChoice:
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         """A weighted random backend."""
         table = self._tables.get(candidates)
+        backends = table.backends
         if table.uniform:
-            return candidates[int(self._random() * len(candidates))]
-        return candidates[table.sample(self._random())]
+            return backends[int(self._random() * len(backends))]
+        return backends[table.sample(self._random())]
 
 
 class PowerOfTwoChoices:
@@ -68,11 +69,14 @@ class PowerOfTwoChoices:
 
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         """The less loaded of two random backends; the first drawn on a tie."""
+        if len(candidates) == 1:
+            return candidates[0]
+        table = self._tables.get(candidates)
+        candidates = table.backends
         count = len(candidates)
         if count == 1:
             return candidates[0]
         draw = self._random
-        table = self._tables.get(candidates)
         if table.uniform:
             first = int(draw() * count)
             second = int(draw() * (count - 1))

@@ -30,19 +30,21 @@ class HashRing:
     """Each backend owns `virtual_nodes x weight` points on a 32-bit circle; a key goes to the
     first point at or after its hash. Removing a backend only moves the keys it owned."""
 
-    __slots__ = ("_owners", "_points")
+    __slots__ = ("_owners", "_points", "backends")
 
     def __init__(
         self,
         candidates: Sequence[Backend],
         names: Sequence[str],
+        weights: Sequence[int],
         virtual_nodes: int,
         known_points: dict[tuple[str, int], list[int]] | None = None,
     ) -> None:
+        self.backends = tuple(candidates)
         known = known_points if known_points is not None else {}
         placed: list[tuple[int, str, int]] = []
-        for index, (backend, identity) in enumerate(zip(candidates, names, strict=True)):
-            count = virtual_nodes * backend.weight
+        for index, (identity, weight) in enumerate(zip(names, weights, strict=True)):
+            count = virtual_nodes * weight
             points = known.get((identity, count))
             if points is None:
                 points = [stable_hash(f"{identity}#{n}", 4) for n in range(count)]
@@ -78,14 +80,21 @@ class MaglevTable:
     """Google's Maglev lookup table (NSDI 2016): O(1) lookups, even spread, and few keys
     moved when a backend leaves; weights set how many slots each backend fills per round."""
 
-    __slots__ = ("_slots", "size")
+    __slots__ = ("_slots", "backends", "size")
 
-    def __init__(self, candidates: Sequence[Backend], names: Sequence[str], size: int) -> None:
+    def __init__(
+        self,
+        candidates: Sequence[Backend],
+        names: Sequence[str],
+        weights: Sequence[int],
+        size: int,
+    ) -> None:
+        self.backends = tuple(candidates)
         self.size = size
         count = len(candidates)
         skips = [stable_hash(f"{name}#skip") % (size - 1) + 1 for name in names]
         next_slot = [stable_hash(f"{name}#offset") % size for name in names]
-        weights = reduced_weights(candidates)
+        weights = reduced_weights(weights)
         heaviest = max(weights)
         credit = [0] * count
         table = [-1] * size

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import gcd
 
-from kairos_balancers.candidate_cache import CandidateCache, Candidates
+from kairos_balancers.candidate_cache import CandidateCache, Candidates, offered
 from kairos_core import Backend, RequestContext
 
 MAX_PERIOD = 16_384
@@ -15,9 +15,8 @@ MAX_BUILD_STEPS = 1_000_000
 """Most inner-loop steps spent precomputing one schedule (period x backends)."""
 
 
-def reduced_weights(backends: Sequence[Backend]) -> list[int]:
-    """The backends' weights divided by their greatest common divisor."""
-    weights = [b.weight for b in backends]
+def reduced_weights(weights: Sequence[int]) -> list[int]:
+    """Weights divided by their greatest common divisor."""
     divisor = gcd(*weights) or 1
     return [w // divisor for w in weights]
 
@@ -48,14 +47,15 @@ class Rotation:
     __slots__ = ("backends", "current", "period", "schedule", "total", "weights")
 
     def __init__(self, candidates: Candidates) -> None:
-        self.backends = candidates
-        self.weights = reduced_weights(candidates)
+        backends, weights = offered(candidates)
+        self.backends = backends
+        self.weights = reduced_weights(weights)
         self.total = sum(self.weights)
-        self.current = [0] * len(candidates)
+        self.current = [0] * len(backends)
         self.schedule: tuple[Backend, ...] | None = None
         self.period = 0
-        if self.total <= MAX_PERIOD and self.total * len(candidates) <= MAX_BUILD_STEPS:
-            self.schedule = tuple(candidates[i] for i in smooth_schedule(self.weights))
+        if self.total <= MAX_PERIOD and self.total * len(backends) <= MAX_BUILD_STEPS:
+            self.schedule = tuple(backends[i] for i in smooth_schedule(self.weights))
             self.period = len(self.schedule)
 
     def step(self) -> Backend:

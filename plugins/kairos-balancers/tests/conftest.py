@@ -10,9 +10,23 @@ import pytest
 from multidict import CIMultiDict
 
 from kairos_core import Backend
+from kairos_core.config import validate_config
 
 BackendsFactory = Callable[..., tuple[Backend, ...]]
 RequestFactory = Callable[..., Any]
+
+
+def backends_for(names: Sequence[str], weights: Sequence[int] | None = None) -> tuple[Backend, ...]:
+    """Pool backends built from a validated config, on distinct loopback ports."""
+    weights = list(weights) if weights is not None else [1] * len(names)
+    pool = {
+        "backends": [
+            {"url": f"http://127.0.0.1:{20000 + i}", "name": name, "weight": weight}
+            for i, (name, weight) in enumerate(zip(names, weights, strict=True))
+        ]
+    }
+    upstream = validate_config({"upstreams": {"test": pool}}, "<test>").config.upstreams["test"]
+    return tuple(Backend("test", config, upstream) for config in upstream.backends)
 
 
 @pytest.fixture
@@ -20,14 +34,7 @@ def make_backends() -> BackendsFactory:
     """`make_backends("a", "b", weights=[2, 1])`: pool backends on distinct loopback ports."""
 
     def make(*names: str, weights: Sequence[int] | None = None) -> tuple[Backend, ...]:
-        weights = list(weights) if weights is not None else [1] * len(names)
-        return tuple(
-            Backend(
-                "test",
-                SimpleNamespace(url=f"http://127.0.0.1:{20000 + i}", weight=w, name=name),  # type: ignore[arg-type]
-            )
-            for i, (name, w) in enumerate(zip(names, weights, strict=True))
-        )
+        return backends_for(names, weights)
 
     return make
 

@@ -101,11 +101,11 @@ import json, sys
 from types import SimpleNamespace
 from multidict import CIMultiDict
 from kairos_core import Backend
+from kairos_core.config import validate_config
 from kairos_balancers import ConsistentHash, ConsistentHashConfig
-backends = tuple(
-    Backend("test", SimpleNamespace(url=f"http://127.0.0.1:{20000 + i}", weight=1, name=n))
-    for i, n in enumerate("abc")
-)
+pool = {"backends": [{"url": f"http://127.0.0.1:{20000 + i}", "name": n} for i, n in enumerate("abc")]}
+upstream = validate_config({"upstreams": {"test": pool}}).config.upstreams["test"]
+backends = tuple(Backend("test", config, upstream) for config in upstream.backends)
 out = {}
 for algorithm in ("ring", "maglev"):
     b = ConsistentHash(ConsistentHashConfig(key="header", header="X-User", algorithm=algorithm), backends)

@@ -29,6 +29,7 @@ from multidict import CIMultiDict
 
 from kairos_core import Backend
 from kairos_core.builtin.round_robin import RoundRobin  # the core default, as the baseline
+from kairos_core.config import validate_config
 
 SIZES = (3, 100)
 
@@ -36,16 +37,21 @@ SIZES = (3, 100)
 def make_backends(count: int, weighted: bool) -> tuple[Backend, ...]:
     """`count` backends with random in-flight counts (and weights 1-5 when `weighted`)."""
     rng = random.Random(count)
-    backends = []
-    for i in range(count):
-        weight = rng.randint(1, 5) if weighted else 1
-        config = SimpleNamespace(
-            url=f"http://10.0.{i // 250}.{i % 250 + 1}:8080", weight=weight, name=f"b{i}"
-        )
-        backend = Backend("bench", config)  # type: ignore[arg-type]
+    pool = {
+        "backends": [
+            {
+                "url": f"http://10.0.{i // 250}.{i % 250 + 1}:8080",
+                "name": f"b{i}",
+                "weight": rng.randint(1, 5) if weighted else 1,
+            }
+            for i in range(count)
+        ]
+    }
+    upstream = validate_config({"upstreams": {"bench": pool}}).config.upstreams["bench"]
+    backends = tuple(Backend("bench", config, upstream) for config in upstream.backends)
+    for backend in backends:
         backend.in_flight = rng.randint(0, 20)
-        backends.append(backend)
-    return tuple(backends)
+    return backends
 
 
 def make_request(n: int) -> Any:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from kairos_cli.plugins_cmd import plugins
 from kairos_cli.routes_cmd import routes
 from kairos_cli.serve_cmd import serve
 from kairos_cli.validate_cmd import validate
-from kairos_core import __version__
+from kairos_core.telemetry.logs import configure_logging
+from kairos_core.version import __version__
 
 
 class KairosGroup(click.Group):
@@ -51,18 +49,15 @@ class KairosGroup(click.Group):
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
+    default=None,
     envvar="KAIROS_LOG_LEVEL",
-    help="Application log level.",
+    help="Application log level (default: the config's observability.logs.level, else info).",
 )
-def cli(log_level: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_level: str | None) -> None:
     """Kairos: a plugin-oriented API gateway."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    ctx.obj = {"log_level": log_level}
+    configure_logging(log_level or "info", "text")
 
 
 cli.add_command(serve)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from kairos_core import __version__
 from kairos_core.config.errors import ConfigError
 from kairos_core.plugins import PluginError
 from kairos_core.process import ServeInfo, ServeOptions, resolve_config, run, serve_single
+from kairos_core.telemetry.logs import configure_logging
 from kairos_core.tls import TLSConfigError
+from kairos_core.version import __version__
 
 
 def print_ready(info: ServeInfo) -> None:
@@ -45,18 +46,24 @@ def print_ready(info: ServeInfo) -> None:
 )
 @click.option("--upstream", metavar="URL", help="Zero-config mode: proxy every path to URL.")
 @click.option("--admin", metavar="HOST:PORT|off", help="Admin listener address, or `off`.")
+@click.option("--watch", is_flag=True, help="Reload when the config file changes.")
+@click.pass_context
 def serve(
+    ctx: click.Context,
     config_path: str | None,
     host: str | None,
     port: int | None,
     workers: int,
     upstream: str | None,
     admin: str | None,
+    watch: bool,
 ) -> None:
     """Run the gateway until SIGINT/SIGTERM; SIGHUP reloads the config file."""
-    options = ServeOptions(config_path, host, port, workers, upstream, admin)
+    options = ServeOptions(config_path, host, port, workers, upstream, admin, watch)
     try:
         loaded = resolve_config(options)
+        logs = loaded.config.observability.logs
+        configure_logging((ctx.obj or {}).get("log_level") or logs.level, logs.format)
         if workers > 1:
             from kairos_core.workers import serve_workers
 

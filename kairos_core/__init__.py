@@ -30,8 +30,7 @@ from kairos_core.upstream.pool import (
     NoBackendAvailable,
     UpstreamPool,
 )
-
-__version__ = "0.1.0"
+from kairos_core.version import __version__
 
 __all__ = [
     "BROKEN",

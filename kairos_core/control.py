@@ -23,3 +23,15 @@ class ControlPlane(Protocol):
     async def metrics(self) -> dict[str, Any]:
         """A metrics snapshot of the whole gateway (merged across workers)."""
         ...
+
+    async def inspect(self, view: str) -> Any:
+        """A read-only view: `routes`, `upstreams`, `config` (redacted) or `plugins`."""
+        ...
+
+    async def validate(self, text: str) -> dict[str, Any]:
+        """Check a candidate configuration without applying it."""
+        ...
+
+    async def reload(self) -> dict[str, Any]:
+        """Reload the configuration file everywhere; a bad file keeps the current one."""
+        ...

@@ -247,10 +247,11 @@ class Gateway:
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, old: Runtime, grace: float = 30.0) -> None:
-        """Close a replaced runtime once requests that started on it have had time to finish."""
+    async def _retire(self, old: Runtime, poll: float = 0.5) -> None:
+        """Close a replaced runtime once the requests and streams that started on it are over."""
         try:
-            await asyncio.sleep(min(grace, self._loaded.config.server.shutdown_timeout))
+            while old.in_flight > 0:  # noqa: ASYNC110 - a plain counter keeps the hot path cheap
+                await asyncio.sleep(poll)
         finally:
             await self._close_runtime(old)
 

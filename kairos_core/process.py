@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
 from aiohttp import web
 
-from kairos_core import __version__
 from kairos_core.admin.app import build_admin_app
 from kairos_core.config.errors import ConfigError
 from kairos_core.config.loader import LoadedConfig, load_config, load_config_text, validate_config
 from kairos_core.config.models import AdminConfig
 from kairos_core.gateway import Gateway
+from kairos_core.version import __version__
 
 log = logging.getLogger("kairos")
 
@@ -35,6 +37,8 @@ class ServeOptions:
     upstream: str | None = None
     admin: str | None = None
     """`host:port` of the admin listener, or `off`."""
+    watch: bool = False
+    """Reload when the config file changes."""
 
 
 @dataclass
@@ -107,9 +111,12 @@ def apply_overrides(loaded: LoadedConfig, options: ServeOptions) -> LoadedConfig
 class LocalControl:
     """The control plane of a single-process gateway."""
 
-    def __init__(self, gateway: Gateway, reload: Callable[[], Any]) -> None:
+    def __init__(
+        self, gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    ) -> None:
         self.gateway = gateway
         self._reload = reload
+        self._started = time.monotonic()
 
     def health(self) -> dict[str, Any]:
         """Up, with the number of routes being served."""
@@ -118,6 +125,7 @@ class LocalControl:
             "version": __version__,
             "routes": len(self.gateway.runtime.routes),
             "workers": 1,
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
         }
 
     async def readiness(self) -> dict[str, Any]:
@@ -132,6 +140,24 @@ class LocalControl:
     async def metrics(self) -> dict[str, Any]:
         """This process's metrics snapshot."""
         return self.gateway.metrics.snapshot()
+
+    async def inspect(self, view: str) -> Any:
+        """A read-only view of the running gateway."""
+        from kairos_core.admin.inspect import VIEWS
+
+        return VIEWS[view](self.gateway)
+
+    async def validate(self, text: str) -> dict[str, Any]:
+        """Check a candidate config with this process's plugins."""
+        from kairos_core.admin.validate import validate_candidate
+
+        return validate_candidate(text, self.gateway.host)
+
+    async def reload(self) -> dict[str, Any]:
+        """Reload the config file (refused when started without one)."""
+        if self._reload is None:
+            return {"ok": False, "error": "this gateway was not started from a config file"}
+        return await self._reload()
 
 
 async def start_admin(
@@ -184,6 +210,7 @@ async def serve_single(
             return {"ok": True}
 
     control = LocalControl(gateway, reload)
+    stop_tasks: list[asyncio.Task[None]] = []
     registry = gateway.registry
     admin = None
     try:
@@ -194,6 +221,9 @@ async def serve_single(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+        if options.watch and options.config_path:
+            watcher = loop.create_task(watch_file(options.config_path, reload))
+            stop_tasks.append(watcher)
         on_ready(
             ServeInfo(
                 listeners=[b.url for b in gateway.listeners],
@@ -208,9 +238,33 @@ async def serve_single(
             loaded.config.server.shutdown_timeout,
         )
     finally:
+        for task in stop_tasks:
+            task.cancel()
         if admin is not None:
             await admin[0].cleanup()
         await gateway.stop()
+
+
+async def watch_file(
+    path: str, on_change: Callable[[], Awaitable[Any]], interval: float = 1.0
+) -> None:
+    """Call `on_change` whenever the file's size or modification time changes (polling)."""
+
+    def signature() -> tuple[int, int] | None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size
+
+    last = signature()
+    while True:
+        await asyncio.sleep(interval)
+        current = signature()
+        if current is not None and current != last:
+            last = current
+            log.info("%s changed: reloading", path)
+            await on_change()
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

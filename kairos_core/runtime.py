@@ -81,6 +81,8 @@ class Runtime:
     resources: list[Any] = field(default_factory=list)
     listener_settings: dict[int, BaseModel] = field(default_factory=dict)
     """Validated settings of each non-HTTP listener, by its index in `listeners`."""
+    in_flight: int = 0
+    """Requests (and upgraded connections) still running on this configuration."""
 
     @property
     def config(self) -> GatewayConfig:

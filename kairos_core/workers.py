@@ -16,15 +16,16 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kairos_core import __version__
+from kairos_core.admin.inspect import VIEWS
 from kairos_core.config.errors import ConfigError
 from kairos_core.config.loader import LoadedConfig, load_config
 from kairos_core.gateway import Gateway
 from kairos_core.metrics import merge
+from kairos_core.plugins import PluginHost
 from kairos_core.process import (
     DEFAULT_CONFIG_NAME,
     SAMPLE_PATHS,
@@ -33,7 +34,10 @@ from kairos_core.process import (
     apply_overrides,
     run,
     start_admin,
+    watch_file,
 )
+from kairos_core.telemetry.logs import configure_logging
+from kairos_core.version import __version__
 
 log = logging.getLogger("kairos.workers")
 
@@ -49,14 +53,11 @@ def worker_main(
     workers: int,
     loaded: LoadedConfig,
     conn: multiprocessing.connection.Connection,
-    log_level: int = logging.INFO,
+    log_level: str = "info",
     instance_id: str = "",
 ) -> None:
     """Entry point of a worker process."""
-    logging.basicConfig(
-        level=log_level,
-        format=f"%(asctime)s %(levelname)s %(name)s[w{worker_id}]: %(message)s",
-    )
+    configure_logging(log_level, loaded.config.observability.logs.format, worker_id)
     try:
         run(_serve_worker(worker_id, workers, loaded, conn, instance_id))
     except Exception as exc:  # reported to the supervisor, which decides what to do
@@ -92,6 +93,8 @@ async def _serve_worker(
                 reply.update(
                     ok=True, result=await gateway.run_command(message["name"], message["payload"])
                 )
+            elif message["op"] == "inspect":
+                reply.update(ok=True, result=VIEWS[message["view"]](gateway))
             elif message["op"] == "metrics":
                 reply.update(ok=True, snapshot=gateway.metrics.snapshot())
             elif message["op"] == "status":
@@ -149,7 +152,7 @@ class WorkerSlot:
 class WorkerFleet:
     """Starts, watches, restarts and commands the worker processes."""
 
-    def __init__(self, loaded: LoadedConfig, workers: int, log_level: int = logging.INFO) -> None:
+    def __init__(self, loaded: LoadedConfig, workers: int, log_level: str = "info") -> None:
         self.loaded = loaded
         self.log_level = log_level
         self.slots = [WorkerSlot(i) for i in range(workers)]
@@ -309,9 +312,10 @@ def _done(value: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
 class FleetControl:
     """The control plane of a multi-worker gateway: admin actions reach every worker."""
 
-    def __init__(self, fleet: WorkerFleet, reload: Callable[[], Any]) -> None:
+    def __init__(self, fleet: WorkerFleet, reload: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self.fleet = fleet
-        self.reload = reload
+        self._reload = reload
+        self.host = PluginHost()
 
     def health(self) -> dict[str, Any]:
         """Ok while every worker runs; degraded otherwise."""
@@ -348,9 +352,35 @@ class FleetControl:
         return [r.get("result") for r in replies]
 
     async def metrics(self) -> dict[str, Any]:
-        """Every worker's snapshot, merged."""
+        """Every worker's snapshot, merged (plus the supervisor's own reload counts)."""
         replies = await self.fleet.command("metrics", timeout=5.0)
         return merge(r["snapshot"] for r in replies if r.get("ok"))
+
+    async def inspect(self, view: str) -> Any:
+        """Worker 0's view; for upstreams, in-flight counts summed over all workers."""
+        replies = await self.fleet.command("inspect", timeout=5.0, view=view)
+        answers = [r["result"] for r in replies if r.get("ok")]
+        if not answers:
+            raise RuntimeError("no worker answered")
+        first = answers[0]
+        if view == "upstreams":
+            for pool_index, pool in enumerate(first):
+                for backend_index, backend in enumerate(pool["backends"]):
+                    backend["in_flight"] = sum(
+                        a[pool_index]["backends"][backend_index]["in_flight"] for a in answers
+                    )
+        return first
+
+    async def validate(self, text: str) -> dict[str, Any]:
+        """Check a candidate config with the supervisor's plugins."""
+        from kairos_core.admin.validate import validate_candidate
+
+        return validate_candidate(text, self.host)
+
+    async def reload(self) -> dict[str, Any]:
+        """Validate in the supervisor, then reload every worker."""
+        result: dict[str, Any] = await self._reload()
+        return result
 
 
 def _concrete_ports(loaded: LoadedConfig) -> tuple[LoadedConfig, list[socket.socket]]:
@@ -391,7 +421,9 @@ async def _supervise(
     admin_routes: list[Any],
 ) -> None:
     loaded, holders = _concrete_ports(loaded)
-    fleet = WorkerFleet(loaded, options.workers, logging.getLogger().level)
+    fleet = WorkerFleet(
+        loaded, options.workers, logging.getLevelName(logging.getLogger().level).lower()
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -417,6 +449,11 @@ async def _supervise(
             return {"ok": True, "workers": len(replies)}
 
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload()))
+    watcher = (
+        loop.create_task(watch_file(options.config_path, reload))
+        if options.watch and options.config_path
+        else None
+    )
     try:
         await fleet.start()
     finally:
@@ -440,6 +477,8 @@ async def _supervise(
         )
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if admin is not None:
             await admin[0].cleanup()
         await fleet.stop(loaded.config.server.shutdown_timeout + 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,6 +28,8 @@ class LoadedConfig:
     source: str
     lines: Mapping[Loc, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    env_values: frozenset[str] = frozenset()
+    """Values taken from the environment (`${VAR}`): treated as secrets when the config is shown."""
 
     def error(self, loc: Loc, message: str) -> ConfigError:
         """A ConfigError for `loc` in this file, with its line when known."""
@@ -66,8 +69,10 @@ def load_config_text(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError.single(source, (), "the top level must be a mapping", 1)
-    data = interpolate(data, os.environ if env is None else env, source, lines)
-    return validate_config(data, source, lines)
+    substituted: set[str] = set()
+    data = interpolate(data, os.environ if env is None else env, source, lines, found=substituted)
+    loaded = validate_config(data, source, lines)
+    return dataclasses.replace(loaded, env_values=frozenset(v for v in substituted if len(v) >= 4))
 
 
 def validate_config(
@@ -143,7 +148,12 @@ def _line_map(root: yaml.Node) -> dict[Loc, int]:
 
 
 def interpolate(
-    data: Any, env: Mapping[str, str], source: str, lines: Mapping[Loc, int], loc: Loc = ()
+    data: Any,
+    env: Mapping[str, str],
+    source: str,
+    lines: Mapping[Loc, int],
+    loc: Loc = (),
+    found: set[str] | None = None,
 ) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string value; `$$` is a literal `$`."""
     if isinstance(data, str):
@@ -168,11 +178,13 @@ def interpolate(
                         line,
                     )
                 return default
+            if found is not None:
+                found.add(value)
             return value
 
         return _ENV_RE.sub(substitute, data)
     if isinstance(data, dict):
-        return {k: interpolate(v, env, source, lines, (*loc, k)) for k, v in data.items()}
+        return {k: interpolate(v, env, source, lines, (*loc, k), found) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate(v, env, source, lines, (*loc, i)) for i, v in enumerate(data)]
+        return [interpolate(v, env, source, lines, (*loc, i), found) for i, v in enumerate(data)]
     return data

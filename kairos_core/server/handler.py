@@ -65,6 +65,7 @@ class HttpEntry:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Handle one request end to end."""
         runtime, settings = self._current()
+        runtime.in_flight += 1
         started = monotonic()
         in_flight = settings.in_flight
         if in_flight is not None:
@@ -127,6 +128,7 @@ class HttpEntry:
         finally:
             if ctx is not None:
                 await ctx.run_cleanups()
+            runtime.in_flight -= 1
             if in_flight is not None:
                 in_flight.value -= 1
             client = ctx.client_ip if ctx is not None else peer

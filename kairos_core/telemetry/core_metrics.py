@@ -5,8 +5,8 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from kairos_core import __version__
 from kairos_core.metrics import CounterChild, HistogramChild, Metrics
+from kairos_core.version import __version__
 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 KNOWN_METHODS = frozenset(

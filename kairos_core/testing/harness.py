@@ -40,6 +40,9 @@ def _load(config: dict[str, Any] | str | LoadedConfig, free_ports: bool = True) 
     if free_ports:
         data.setdefault("listeners", [{"host": "127.0.0.1", "port": 0}])
         data["admin"] = {"port": 0, **(data.get("admin") or {})}
+    observability = dict(data.get("observability") or {})
+    observability.setdefault("access_log", {"enabled": False})  # tests opt in explicitly
+    data["observability"] = observability
     return validate_config(data, "<test config>")
 
 
@@ -68,7 +71,7 @@ async def running_gateway(
         if admin and loaded.config.admin.enabled:
             started = await start_admin(
                 loaded.config.admin,
-                LocalControl(gateway, reload=lambda: None),
+                LocalControl(gateway),
                 gateway.registry.admin_routes if gateway.registry else (),
             )
             if started is not None:

@@ -1,0 +1,3 @@
+"""The version of the kairos-gateway distribution."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""Live metrics over the admin WebSocket: snapshot, updates, interval validation, filters."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+
+async def test_snapshot_then_updates(kairos_gateway, echo_backend, http) -> None:
+    gw = await kairos_gateway(
+        {
+            "routes": [
+                {"name": "a", "path": "/a", "upstream": {"backends": [{"url": echo_backend.url}]}},
+                {"name": "b", "path": "/b", "upstream": {"backends": [{"url": echo_backend.url}]}},
+            ]
+        }
+    )
+    async with http.ws_connect(gw.admin_url + "/stream?interval=0.2&routes=a") as socket:
+        snapshot = await socket.receive_json(timeout=5)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["health"]["status"] == "ok"
+        assert snapshot["backends"][0]["up"] is True
+        for _ in range(4):
+            async with http.get(gw.url + "/a") as response:
+                assert response.status == 200
+        async with http.get(gw.url + "/b") as response:
+            assert response.status == 200
+        update = await socket.receive_json(timeout=5)
+        assert update["type"] == "update"
+        assert set(update["routes"]) == {"a"}  # filtered
+        assert update["rates"]["routes"]["a"]["requests"] == 4
+        assert update["rates"]["total"]["rps"] > 0
+        assert update["rates"]["routes"]["a"]["p50"] is not None
+
+
+async def test_interval_is_validated(kairos_gateway, echo_backend, http) -> None:
+    gw = await kairos_gateway(
+        {"routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}]}
+    )
+    for bad in ("0", "-1", "abc", "600"):
+        async with http.get(gw.admin_url + f"/stream?interval={bad}") as response:
+            assert response.status == 400, bad
+            assert (await response.json())["type"] == "invalid_interval"
+
+
+async def test_stream_needs_the_token(kairos_gateway, echo_backend, http) -> None:
+    gw = await kairos_gateway(
+        {
+            "admin": {"token": "tok-123456", "port": 0},
+            "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
+        }
+    )
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        async with http.ws_connect(gw.admin_url + "/stream"):
+            pass
+    assert info.value.status == 401
+    async with http.ws_connect(
+        gw.admin_url + "/stream", headers={"Authorization": "Bearer tok-123456"}
+    ) as socket:
+        assert (await socket.receive_json(timeout=5))["type"] == "snapshot"

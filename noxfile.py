@@ -27,6 +27,7 @@ def _install_everything(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite: core tests and every plugin's tests, all plugins installed together."""
     _install_everything(session)
+    session.install("kosoku")  # Autobahn WebSocket conformance runner
     paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs)
 
@@ -71,6 +72,7 @@ def docs(session: nox.Session) -> None:
 def slow(session: nox.Session) -> None:
     """Long tests excluded from CI: 1 GiB transfers, soaks, slow conformance cases."""
     _install_everything(session)
+    session.install("kosoku")
     paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     env = {"KAIROS_BIG_TRANSFER": os.environ.get("KAIROS_BIG_TRANSFER", str(1024**3))}
     session.run("pytest", "-ra", "-m", "slow", *paths, *session.posargs, env=env)

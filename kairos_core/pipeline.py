@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kairos_core.resilience.retry import RetryPolicy
     from kairos_core.resilience.traffic import Mirror, TrafficSplit
     from kairos_core.telemetry.core_metrics import RouteStats
+    from kairos_core.websocket import WebSocketProxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class CompiledRoute:
     consumer_chains: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rewrite_parts: tuple[tuple[str, bool], ...] | None = None
     retry: RetryPolicy | None = None
+    websocket: WebSocketProxy | None = None
     split: TrafficSplit | None = None
     mirror: Mirror | None = None
 

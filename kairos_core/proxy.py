@@ -36,6 +36,7 @@ from kairos_core.upstream.pool import (
     NoBackendAvailable,
     UpstreamPool,
 )
+from kairos_core.websocket import is_upgrade
 
 log = logging.getLogger("kairos.proxy")
 
@@ -135,8 +136,13 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         response.on_close(backend.release)
         return Attempt(response, backend, status, True)
 
+    websocket = route.websocket
+
     async def proxy(ctx: RequestContext) -> Response:
         pool = split.choose(ctx) if split is not None else default_pool
+        if websocket is not None and is_upgrade(ctx):
+            host = fixed_host if fixed_host is not None else (ctx.host if preserve_host else None)
+            return await websocket.handle(ctx, pool, host)
         if policy is not None:
             policy.budget.note_request()
             await _make_replayable(ctx, policy)

@@ -18,7 +18,7 @@ class BodyTooLarge(Exception):
 class Response:
     """What the chain returns; the server writes it out (streaming when `body` is an iterator)."""
 
-    __slots__ = ("_on_close", "body", "headers", "reason", "status")
+    __slots__ = ("_on_close", "body", "headers", "reason", "sent", "status")
 
     def __init__(
         self,
@@ -31,6 +31,8 @@ class Response:
         self.headers: CIMultiDict[str] = headers if headers is not None else CIMultiDict()
         self.body = body
         self.reason = reason
+        self.sent: Any = None
+        """An aiohttp response already sent by a stage (a WebSocket upgrade), returned as is."""
         self._on_close: list[Callable[[], Awaitable[None] | None]] | None = None
 
     @classmethod
@@ -41,6 +43,13 @@ class Response:
         out = headers if headers is not None else CIMultiDict()
         out["Content-Type"] = "application/json"
         return cls(status, out, json.dumps(data, separators=(",", ":")).encode())
+
+    @classmethod
+    def prepared(cls, sent: Any) -> Response:
+        """Stand for an aiohttp response that has already been sent (for example a WebSocket)."""
+        response = cls(101)
+        response.sent = sent
+        return response
 
     @property
     def streaming(self) -> bool:

@@ -29,10 +29,11 @@ from kairos_core.proxy import make_proxy_handler
 from kairos_core.resilience.retry import RetryPolicy
 from kairos_core.resilience.traffic import Mirror, TrafficSplit
 from kairos_core.router import PatternError, Router, RouteSpec
-from kairos_core.telemetry.core_metrics import CoreMetrics, RouteStats
+from kairos_core.telemetry.core_metrics import CoreMetrics, RouteStats, websocket_stats
 from kairos_core.tls import TLSConfigError, upstream_context
 from kairos_core.upstream.client import AiohttpUpstreamClient
 from kairos_core.upstream.pool import UpstreamPool
+from kairos_core.websocket import WebSocketProxy
 
 log = logging.getLogger("kairos.runtime")
 
@@ -161,7 +162,13 @@ class _Builder:
             config, self.services.config.resolver, ssl_context, config.tls.server_name
         )
         try:
-            return UpstreamPool(name, config, client, lambda pool: balancer.build(settings, pool))
+            return UpstreamPool(
+                name,
+                config,
+                client,
+                lambda pool: balancer.build(settings, pool),
+                resolver_config=self.services.config.resolver,
+            )
         except (ValueError, TypeError) as exc:
             self.problem((*loc, "balancer"), str(exc))
             return None
@@ -340,6 +347,10 @@ def build_runtime(
                 else route_config.compression
             ),
         )
+        if route_config.websocket.enabled:
+            route.websocket = WebSocketProxy(
+                route_config.websocket, websocket_stats(core, name) if core is not None else None
+            )
         if route_config.retry is not None:
             route.retry = RetryPolicy(route_config.retry)
         if route_config.split:

@@ -312,6 +312,26 @@ class Timeouts(StrictModel):
     )
 
 
+class WebSocketConfig(StrictModel):
+    """WebSocket upgrades on a route."""
+
+    enabled: bool = Field(True, description="Proxy `Upgrade: websocket` requests on this route.")
+    max_message_size: ByteSize = Field(
+        ByteSize(16 * 1024 * 1024),
+        description="Largest message either way; larger closes with 1009.",
+    )
+    idle_timeout: Seconds = Field(
+        300.0, description="Close (1001) after this long without any frame."
+    )
+    max_connections: int = Field(
+        0,
+        ge=0,
+        description="Open connections allowed on the route per worker (0 = no limit); "
+        "more are closed with 1013.",
+    )
+    compression: bool = Field(True, description="Negotiate permessage-deflate on each leg.")
+
+
 class RouteConfig(StrictModel):
     """A route: what requests it matches, where they go, and which plugins run."""
 
@@ -354,6 +374,9 @@ class RouteConfig(StrictModel):
         default_factory=list, description="Send matching or weighted shares to other pools."
     )
     mirror: MirrorConfig | None = Field(None, description="Copy requests to a shadow pool.")
+    websocket: WebSocketConfig = Field(
+        default_factory=WebSocketConfig, description="WebSocket upgrade handling."
+    )
     plugins: list[PluginEntry] = Field(
         default_factory=list, description="Plugins for this route; they replace global entries."
     )

@@ -28,6 +28,9 @@ async def send_response(
 ) -> tuple[web.StreamResponse, int]:
     """Send `response` (returns it and the body bytes sent); a mid-body upstream failure cuts
     the client connection short."""
+    if response.sent is not None:
+        await response.close()
+        return response.sent, 0
     headers = response.headers
     body = response.body
     if compression is not None and _should_compress(request, response, compression):

@@ -77,6 +77,17 @@ class CoreMetrics:
         self.backend_in_flight = metrics.gauge(
             "kairos_backend_in_flight", "Requests in flight to a backend.", ("upstream", "backend")
         )
+        self.websockets = metrics.gauge(
+            "kairos_websockets_open", "WebSocket connections open now.", ("route",)
+        )
+        self.websocket_messages = metrics.counter(
+            "kairos_websocket_messages_total", "WebSocket messages relayed.", ("route", "direction")
+        )
+        self.websocket_bytes = metrics.counter(
+            "kairos_websocket_bytes_total",
+            "WebSocket payload bytes relayed.",
+            ("route", "direction"),
+        )
         self.reloads = metrics.counter(
             "kairos_config_reloads_total", "Configuration reloads, by result.", ("result",)
         )
@@ -171,3 +182,16 @@ def forget_backends(core: CoreMetrics, pools: dict[str, Any], keep: dict[str, An
             if labels not in current:
                 for family in (core.backend_up, core.backend_in_flight, core.breaker_state):
                     family.remove(*labels)
+
+
+def websocket_stats(core: CoreMetrics, route: str) -> Any:
+    """A route's WebSocket gauges and counters, resolved once."""
+    from kairos_core.websocket import WebSocketStats
+
+    return WebSocketStats(
+        core.websockets.labels(route),
+        core.websocket_messages.labels(route, "in"),
+        core.websocket_messages.labels(route, "out"),
+        core.websocket_bytes.labels(route, "in"),
+        core.websocket_bytes.labels(route, "out"),
+    )

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kairos_core.config.models import BackendConfig, UpstreamConfig
+from kairos_core.config.models import BackendConfig, ResolverConfig, UpstreamConfig
 from kairos_core.config.resilience import parse_statuses
 from kairos_core.resilience.breaker import BreakerState, CircuitBreaker
 
@@ -220,8 +220,10 @@ class UpstreamPool:
         client: UpstreamClient,
         balancer_factory: Callable[[UpstreamPool], Balancer],
         clock: Callable[[], float] = time.monotonic,
+        resolver_config: ResolverConfig | None = None,
     ) -> None:
         self.name = name
+        self.resolver_config = resolver_config or ResolverConfig()
         self.config = config
         self.client = client
         self.backends: tuple[Backend, ...] = tuple(
@@ -241,6 +243,7 @@ class UpstreamPool:
         )
         """Set when the balancer must await something (e.g. a model) to decide."""
         self.health_checker: Any = None
+        self._websocket_session: Any = None
         self.health_probe: Callable[[Backend], Awaitable[tuple[bool, str]]] | None = None
         """A protocol plugin's own probe (FTP, DNS); HTTP probes are used when unset."""
 
@@ -312,10 +315,33 @@ class UpstreamPool:
         for backend in self.backends:
             backend.close()
 
+    def websocket_session(self) -> Any:
+        """An aiohttp session for WebSocket connections to this pool's backends (made on first use)."""
+        if self._websocket_session is None:
+            import aiohttp
+
+            from kairos_core.tls import upstream_context
+            from kairos_core.upstream.resolver import TTLResolver
+
+            needs_tls = any(b.scheme == "https" for b in self.backends)
+            self._websocket_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    ssl=upstream_context(self.config.tls) if needs_tls else True,
+                    resolver=TTLResolver(self.resolver_config, self.config.dns_ttl),
+                    use_dns_cache=False,
+                    limit=0,
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._websocket_session
+
     async def close(self) -> None:
         """Stop background work and close pooled connections."""
         await self.stop_background()
         await self.client.close()
+        if self._websocket_session is not None:
+            await self._websocket_session.close()
         closer = getattr(self.balancer, "close", None)
         if closer is not None:
             await closer()

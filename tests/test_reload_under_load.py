@@ -15,6 +15,13 @@ def app() -> web.Application:
     async def echo_path(request: web.Request) -> web.Response:
         return web.Response(text=request.path)
 
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            await socket.send_str(message.data)
+        return socket
+
     async def slow_stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
         await response.prepare(request)
@@ -26,6 +33,7 @@ def app() -> web.Application:
 
     application = web.Application()
     application.router.add_get("/stream", slow_stream)
+    application.router.add_get("/ws", websocket)
     application.router.add_get("/{tail:.*}", echo_path)
     return application
 
@@ -42,6 +50,7 @@ async def test_twenty_reloads_under_load_lose_nothing(backend_factory, tmp_path:
             "routes:\n"
             f"  - {{name: versioned, path: /v, rewrite: /version-{version}, upstream: svc}}\n"
             "  - {name: stream, path: /stream, upstream: svc}\n"
+            "  - {name: ws, path: /ws, upstream: svc}\n"
         )
 
     write(0)
@@ -73,6 +82,9 @@ async def test_twenty_reloads_under_load_lose_nothing(backend_factory, tmp_path:
                     return await response.read()
 
             stream_task = asyncio.create_task(long_stream())
+            socket = await session.ws_connect(gateway.url + "/ws")
+            await socket.send_str("before the reloads")
+            assert await socket.receive_str(timeout=5) == "before the reloads"
             clients = [asyncio.create_task(client()) for _ in range(50)]
             for version in range(1, 21):
                 write(version)
@@ -83,6 +95,11 @@ async def test_twenty_reloads_under_load_lose_nothing(backend_factory, tmp_path:
             stop.set()
             counts = await asyncio.gather(*clients)
             streamed = await stream_task
+            await socket.send_str("after 20 reloads")
+            assert (
+                await socket.receive_str(timeout=5) == "after 20 reloads"
+            )  # the WebSocket survived
+            await socket.close()
     finally:
         await gateway.stop()
     assert failures == []

@@ -164,8 +164,8 @@ async def test_auth_and_balancing_apply_to_upgrades(kairos_gateway, backend_fact
 
             register(StagePlugin(name="ticket", build=lambda c, b: check))
 
-    a, a_state = await start(backend_factory, "a")
-    b, b_state = await start(backend_factory, "b")
+    a, _a_state = await start(backend_factory, "a")
+    b, _b_state = await start(backend_factory, "b")
     config = ws_route(a.url, b.url)
     config["routes"][0]["plugins"] = [{"name": "ticket"}]
     gw = await kairos_gateway(config, plugins=[OnlyWithTicket()])
@@ -221,7 +221,7 @@ async def test_a_thousand_abrupt_drops_leak_nothing(kairos_gateway, backend_fact
         await reader.readuntil(b"\r\n\r\n")
         writer.transport.abort()
 
-    for batch in range(10):
+    for _batch in range(10):
         await asyncio.gather(*(drop() for _ in range(100)))
     for _ in range(100):
         if proxy.open == 0 and state.open == 0:

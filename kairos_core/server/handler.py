@@ -157,6 +157,8 @@ class HttpEntry:
             log.exception(
                 "route %s: request %s failed inside the gateway", route.name, ctx.request_id
             )
+            if request.writer.output_size:
+                raise  # a response has started: aiohttp drops the connection instead of a 500
             if route.stats is not None:
                 route.stats.internal_errors.value += 1
             return error_response(500, "internal_error", "internal gateway error", ctx.request_id)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,6 +15,8 @@ from urllib.parse import urlsplit
 from kairos_core.config.models import BackendConfig, ResolverConfig, UpstreamConfig
 from kairos_core.config.resilience import parse_statuses
 from kairos_core.resilience.breaker import BreakerState, CircuitBreaker
+from kairos_core.tls import upstream_context
+from kairos_core.upstream.resolver import TTLResolver
 
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
@@ -243,7 +248,8 @@ class UpstreamPool:
         )
         """Set when the balancer must await something (e.g. a model) to decide."""
         self.health_checker: Any = None
-        self._websocket_session: Any = None
+        self._tls_context: ssl.SSLContext | None = None
+        self._resolver: TTLResolver | None = None
         self.health_probe: Callable[[Backend], Awaitable[tuple[bool, str]]] | None = None
         """A protocol plugin's own probe (FTP, DNS); HTTP probes are used when unset."""
 
@@ -315,33 +321,29 @@ class UpstreamPool:
         for backend in self.backends:
             backend.close()
 
-    def websocket_session(self) -> Any:
-        """An aiohttp session for WebSocket connections to this pool's backends (made on first use)."""
-        if self._websocket_session is None:
-            import aiohttp
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for this pool's HTTPS backends (built once, on first use)."""
+        if self._tls_context is None and any(b.scheme == "https" for b in self.backends):
+            self._tls_context = upstream_context(self.config.tls)
+        return self._tls_context
 
-            from kairos_core.tls import upstream_context
-            from kairos_core.upstream.resolver import TTLResolver
-
-            needs_tls = any(b.scheme == "https" for b in self.backends)
-            self._websocket_session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    ssl=upstream_context(self.config.tls) if needs_tls else True,
-                    resolver=TTLResolver(self.resolver_config, self.config.dns_ttl),
-                    use_dns_cache=False,
-                    limit=0,
-                ),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._websocket_session
+    async def resolve(self, backend: Backend) -> str:
+        """An address for a backend's host, honouring DNS TTLs (for connections the pool's
+        client does not make itself, such as WebSocket tunnels)."""
+        try:
+            ipaddress.ip_address(backend.host)
+            return backend.host
+        except ValueError:
+            pass
+        if self._resolver is None:
+            self._resolver = TTLResolver(self.resolver_config, self.config.dns_ttl)
+        answers = await self._resolver.resolve(backend.host, backend.port, socket.AF_UNSPEC)
+        return str(answers[0]["host"])
 
     async def close(self) -> None:
         """Stop background work and close pooled connections."""
         await self.stop_background()
         await self.client.close()
-        if self._websocket_session is not None:
-            await self._websocket_session.close()
         closer = getattr(self.balancer, "close", None)
         if closer is not None:
             await closer()

@@ -213,6 +213,23 @@ async def test_idle_connections_expire(lean: Lean) -> None:
         assert server.connections == 2
 
 
+async def test_bytes_on_an_idle_connection_close_it_and_free_its_slot(lean: Lean) -> None:
+    async def chatty(reader: Any, writer: asyncio.StreamWriter, server: RawServer) -> None:
+        await server.next_request(reader)
+        writer.write(OK)
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await server.next_request(reader)
+
+    async with RawServer(chatty) as server:
+        client, backend = lean(server.url, max_connections=1)
+        assert await fetch(client, backend) == (200, b"ok")
+        await asyncio.sleep(0.15)
+        assert client.idle_connections() == 0 and server.closed_by_peer == 1
+        assert await fetch(client, backend, timeouts=Timeouts(connect=0.5)) == (200, b"ok")
+        assert server.connections == 2
+
+
 async def stale_after_first(reader: Any, writer: asyncio.StreamWriter, server: RawServer) -> None:
     """Answer the first request of the first connection, then drop the second unanswered."""
     await server.next_request(reader)

@@ -88,8 +88,8 @@ class UpstreamConnection(asyncio.Protocol):
         """Feed the parser; bytes arriving while idle mean the backend misbehaves: close."""
         if self.state != BUSY or self.complete:
             self.keep_alive = False  # bytes beyond the response: never reuse this connection
-            if self.state != BUSY:
-                self.close()
+            if self.state == IDLE and self.transport is not None:
+                self.transport.close()  # connection_lost takes it off the idle stack
             return
         self.got_bytes = True
         self._last_activity = self.loop.time()

@@ -57,8 +57,18 @@ def wait_ready(port: int, deadline: float = 15.0) -> None:
 def wrk(port: int, conns: int, duration: str, cpu: str) -> tuple[int, float]:
     """Run wrk; (requests completed, req/s)."""
     out = subprocess.run(
-        ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{duration}", "--timeout", "5s"]
-        + [f"http://127.0.0.1:{port}{PATH}"],
+        [
+            "taskset",
+            "-c",
+            cpu,
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{duration}",
+            "--timeout",
+            "5s",
+            f"http://127.0.0.1:{port}{PATH}",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -99,8 +109,16 @@ def main() -> None:
         port = free_port()
         targets["minimal aiohttp + uvloop"] = (
             port,
-            [sys.executable, args.minimal, "--port", str(port)]
-            + ["--upstream", args.upstream, "--loop", "uvloop"],
+            [
+                sys.executable,
+                args.minimal,
+                "--port",
+                str(port),
+                "--upstream",
+                args.upstream,
+                "--loop",
+                "uvloop",
+            ],
         )
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -132,14 +150,14 @@ def main() -> None:
     anchor = "minimal aiohttp + uvloop"
     base = statistics.median(s[0] for s in samples[anchor]) if anchor in samples else None
     print(f"\nwrk -t1 -c{args.conns} -d{args.duration}, {args.reps} interleaved reps, {here.name}/")
-    print("\n| target | CPU µs/req (median, min–max) | × minimal aiohttp | req/s (median) |")
+    print("\n| target | CPU µs/req (median, min-max) | x minimal aiohttp | req/s (median) |")
     print("|---|---:|---:|---:|")
     for name, runs in samples.items():
         cpu = [r[0] for r in runs]
         median = statistics.median(cpu)
         ratio = f"{median / base:.2f}" if base else "n/a"
         rate = statistics.median(r[1] for r in runs)
-        print(f"| {name} | {median:.0f} ({min(cpu):.0f}–{max(cpu):.0f}) | {ratio} | {rate:,.0f} |")
+        print(f"| {name} | {median:.0f} ({min(cpu):.0f}-{max(cpu):.0f}) | {ratio} | {rate:,.0f} |")
 
 
 if __name__ == "__main__":

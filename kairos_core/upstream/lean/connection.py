@@ -3,7 +3,8 @@
 The connection carries one exchange at a time (no pipelining). The response head and body
 chunks are collected by the parser callbacks; the sending coroutine and the body iterator wait
 on a single future that every event resolves. Timers are `loop.call_at` handles that check the
-time of the last activity when they fire, so no timer is re-armed per chunk.
+time of the last activity when they fire, so no timer is re-armed per chunk, and the idle
+timer of one exchange is left to lapse and serve the next one on the same connection.
 """
 
 from __future__ import annotations
@@ -211,7 +212,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._read_timeout = read_timeout
         now = self.loop.time()
         self._last_activity = now
-        self._timer = self.loop.call_at(now + read_timeout, self._check_idle)
+        due = now + read_timeout
+        timer = self._timer  # a timer left by the previous exchange serves this one too
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._check_idle)
         if total is not None:
             self._deadline = self.loop.call_at(now + total, self._head_late)
         return True
@@ -302,7 +308,9 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish_message(self) -> None:
         self.complete = True
         self.reused = True
-        self._cancel_timers()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         if self._read_paused and self.transport is not None and self.state == BUSY:
             self._read_paused = False
             self.transport.resume_reading()
@@ -330,7 +338,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _check_idle(self) -> None:
         self._timer = None
         if self.complete or self.error is not None or self.state != BUSY:
-            return
+            return  # no exchange running: the next one re-arms the timer
         now = self.loop.time()
         due = self._last_activity + self._read_timeout
         if self._read_paused:

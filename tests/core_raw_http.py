@@ -116,7 +116,8 @@ class RawServer:
         assert self.server is not None
         self.server.close()
         for writer in self.writers:
-            writer.transport.abort()
+            if not writer.transport.is_closing():
+                writer.transport.abort()
         await self.server.wait_closed()
 
 

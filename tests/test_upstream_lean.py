@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+import uvloop
 from core_dns_server import start_dns
 from core_raw_http import RawServer, backend_for, serve_each
 from multidict import CIMultiDict
@@ -426,3 +428,51 @@ async def test_tls_upstream(lean: Lean, ca: trustme.CA, tmp_path: Path) -> None:
             await fetch(client, backend)
         assert refused.value.kind == "connect" and not refused.value.sent
         assert "certificate" in str(refused.value)
+
+
+def run_on_uvloop(case: Callable[[Lean], Awaitable[None]]) -> None:
+    """Run a scenario on uvloop (which `kairos serve` uses), closing its clients after."""
+
+    async def scenario() -> None:
+        factory = Lean()
+        try:
+            await case(factory)
+        finally:
+            for client in factory.clients:
+                await client.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+UVLOOP_CASES: list[Callable[[Lean], Awaitable[None]]] = [
+    test_chunked_response_with_extensions_and_trailers,
+    test_close_delimited_bodies,
+    test_head_204_and_304_have_no_body_and_keep_the_connection,
+    test_interim_responses_are_skipped,
+    test_keepalive_reuses_one_connection_and_sends_clean_heads,
+    test_max_connections_queue_in_order,
+    test_idle_connections_expire,
+    test_bytes_on_an_idle_connection_close_it_and_free_its_slot,
+    test_stale_keepalive_connection_is_retried_once_for_get_only,
+    functools.partial(
+        test_backend_closing_mid_body_is_never_a_complete_body,
+        head=b"Transfer-Encoding: chunked\r\n\r\n40\r\n",
+    ),
+    test_request_bodies_are_streamed_chunked_or_raw,
+    test_flow_control_both_ways,
+    test_connect_errors_and_timeouts,
+]
+
+
+@pytest.mark.parametrize(
+    "case",
+    UVLOOP_CASES,
+    ids=lambda case: getattr(case, "__name__", "test_backend_closing_mid_body"),
+)
+def test_again_on_uvloop(case: Callable[[Lean], Awaitable[None]]) -> None:
+    run_on_uvloop(case)
+
+
+def test_tls_upstream_on_uvloop(ca: trustme.CA, tmp_path: Path) -> None:
+    run_on_uvloop(functools.partial(test_tls_upstream, ca=ca, tmp_path=tmp_path))

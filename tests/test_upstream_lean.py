@@ -326,6 +326,41 @@ async def test_request_bodies_are_streamed_chunked_or_raw(lean: Lean) -> None:
         assert server.connections == 1
 
 
+async def test_early_answer_stops_the_upload_and_retires_the_connection(lean: Lean) -> None:
+    pulled = 0
+
+    async def slow_upload() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(20):
+            pulled += 1
+            yield b"x" * 1000
+            await asyncio.sleep(0.01)
+
+    async def refuse(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Any
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+        while await reader.read(65536):
+            pass
+
+    async with RawServer(refuse) as server:
+        client, backend = lean(server.url)
+        status, body = await fetch(client, backend, method="POST", body=slow_upload())
+        assert (status, body) == (413, b"big!")
+        assert pulled < 20
+        assert client.idle_connections() == 0  # the request was cut short: never reused
+
+
+async def test_large_bytes_body_in_two_writes(lean: Lean) -> None:
+    async with RawServer(serve_each(OK)) as server:
+        client, backend = lean(server.url)
+        body = bytes(range(256)) * 400
+        assert await fetch(client, backend, method="POST", body=body) == (200, b"ok")
+        assert server.requests[0].body == body
+        assert server.requests[0].header("Content-Length") == str(len(body))
+
+
 async def test_flow_control_both_ways(lean: Lean) -> None:
     size = 32 << 20
     pulled = 0
@@ -404,6 +439,10 @@ async def test_connect_errors_and_timeouts(lean: Lean) -> None:
     with pytest.raises(UpstreamError) as refused:
         await fetch(client, backend)
     assert refused.value.kind == "connect" and not refused.value.sent
+    await client.close()
+    with pytest.raises(UpstreamError) as closed:
+        await fetch(client, backend)
+    assert closed.value.kind == "connect" and "closed" in str(closed.value)
 
 
 @pytest.fixture(scope="module")
@@ -460,6 +499,7 @@ UVLOOP_CASES: list[Callable[[Lean], Awaitable[None]]] = [
         head=b"Transfer-Encoding: chunked\r\n\r\n40\r\n",
     ),
     test_request_bodies_are_streamed_chunked_or_raw,
+    test_early_answer_stops_the_upload_and_retires_the_connection,
     test_flow_control_both_ways,
     test_connect_errors_and_timeouts,
 ]

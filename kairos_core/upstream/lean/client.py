@@ -37,11 +37,14 @@ class LeanUpstreamClient:
         self._server_name = server_name
         self._resolver: TTLResolver | None = None
         self._pools: dict[Backend, BackendConnections] = {}
+        self._closed = False
 
     def connections(self, backend: Backend) -> BackendConnections:
         """The connection pool of `backend` (made on first use)."""
         pool = self._pools.get(backend)
         if pool is None:
+            if self._closed:
+                raise UpstreamError("connect", f"the pool of {backend.name} is closed", sent=False)
             if self._resolver is None:
                 self._resolver = TTLResolver(self._resolver_config, self._config.dns_ttl)
             pool = self._pools[backend] = BackendConnections(
@@ -118,6 +121,7 @@ class LeanUpstreamClient:
 
     async def close(self) -> None:
         """Close every connection."""
+        self._closed = True
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

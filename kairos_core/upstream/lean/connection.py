@@ -1,22 +1,20 @@
 """One upstream HTTP/1.1 connection: an asyncio.Protocol feeding httptools' response parser.
 
-The connection carries one exchange at a time (no pipelining). The response head and body
-chunks are collected by the parser callbacks; the sending coroutine and the body iterator wait
-on a single future that every event resolves. Timers are `loop.call_at` handles that check the
-time of the last activity when they fire, so no timer is re-armed per chunk, and the idle
-timer of one exchange is left to lapse and serve the next one on the same connection.
+The connection carries one exchange at a time (no pipelining). The parser callbacks
+(`response.py`) collect the response head and body chunks; the sending coroutine and the body
+iterator wait on a single future that every event resolves. Timers are `loop.call_at` handles
+that check the time of the last activity when they fire, so no timer is re-armed per chunk,
+and the idle timer of one exchange is left to lapse and serve the next one on the same
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
-from httptools import HttpParserError, HttpResponseParser
-from multidict import CIMultiDict
-
 from kairos_core.upstream.client import UpstreamError
+from kairos_core.upstream.lean.response import ResponseParsing
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,16 +24,11 @@ ConnectionKey = tuple[str, int, bool]
 
 READ_PAUSE_AT = 256 * 1024
 """Buffered response bytes at which reading from the backend pauses (the client is slow)."""
-READ_RESUME_AT = 64 * 1024
 
 IDLE, BUSY, CLOSED = 0, 1, 2
 
 
-class _HeadOnly(Exception):
-    """Raised from the parser callback to stop after the head of a response to HEAD."""
-
-
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(ResponseParsing, asyncio.Protocol):
     """A keep-alive connection to one backend address and the state of its current exchange."""
 
     def __init__(
@@ -54,7 +47,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_deadline = 0.0
         self.transport: asyncio.Transport | None = None
         self._on_lost = on_lost
-        self._parser = HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -62,22 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._last_activity = 0.0
         self._write_paused = False
         self._read_paused = False
-        self._head_only = False
-        self._interim = False
-        self._reset_exchange()
-
-    def _reset_exchange(self) -> None:
-        self.status = 0
-        self.reason = b""
-        self.raw_headers: list[tuple[str, str]] = []
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.got_bytes = False
-        """Whether any response byte arrived in the current exchange."""
-        self.error: UpstreamError | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
+        ResponseParsing.__init__(self)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -94,17 +71,12 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.got_bytes = True
         self._last_activity = self.loop.time()
-        try:
-            self._parser.feed_data(data)
-        except HttpParserError as exc:
-            if isinstance(exc.__context__, _HeadOnly):
-                self._parser = HttpResponseParser(self)
-                self._finish_message()
-                return
+        problem = self.feed(data)
+        if problem is not None:
             if self._ended():
                 self.keep_alive = False  # bytes beyond the response: never reuse this connection
                 return
-            self._fail("protocol", f"invalid response from {self.backend_name}: {_why(exc)}")
+            self._fail("protocol", f"invalid response from {self.backend_name}: {problem}")
             self.close()
 
     def eof_received(self) -> bool | None:
@@ -122,7 +94,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.complete or self.error is not None:
             self._wake()
             return
-        if self.head_done and exc is None and self._delimited_by_close():
+        if self.head_done and exc is None and self.delimited_by_close():
             self.keep_alive = False
             self._finish_message()
             return
@@ -142,59 +114,20 @@ class UpstreamConnection(asyncio.Protocol):
         self._last_activity = self.loop.time()
         self._wake()
 
-    # -- httptools callbacks ---------------------------------------------------------------
+    # -- parser events ----------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        """A response (possibly an interim 1xx) starts."""
-        if self.complete:
-            raise HttpParserError("data after the end of the response")
-        self.raw_headers = []
-        self.reason = b""
-
-    def on_status(self, status: bytes) -> None:
-        """The reason phrase (may arrive in pieces)."""
-        self.reason += status
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """One header field; trailer fields after a chunked body are dropped."""
-        if not self.head_done:
-            self.raw_headers.append(
-                (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-            )
-
-    def on_headers_complete(self) -> None:
-        """The head is in: skip interim responses, wake the sender on the final one."""
-        status = self._parser.get_status_code()
-        if status < 200:
-            if status == 101:
-                raise HttpParserError("unexpected 101 Switching Protocols")
-            self._interim = True
-            return
-        self.status = status
-        self.head_done = True
-        self.keep_alive = self._parser.should_keep_alive()
+    def _head_arrived(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         self._wake()
-        if self._head_only:
-            raise _HeadOnly
 
-    def on_body(self, body: bytes) -> None:
-        """Queue a body chunk; pause reading while the consumer lags far behind."""
-        self.chunks.append(body)
-        self.buffered += len(body)
+    def _body_arrived(self) -> None:
+        """Pause reading while the consumer lags far behind."""
         if self.buffered > READ_PAUSE_AT and not self._read_paused and self.transport is not None:
             self._read_paused = True
             self.transport.pause_reading()
         self._wake()
-
-    def on_message_complete(self) -> None:
-        """The response ended (an interim one just lets the final one follow)."""
-        if self._interim:
-            self._interim = False
-            return
-        self._finish_message()
 
     # -- the exchange ----------------------------------------------------------------------
 
@@ -207,7 +140,7 @@ class UpstreamConnection(asyncio.Protocol):
             return False
         self.state = BUSY
         if self.reused:
-            self._reset_exchange()
+            self.reset_response()
         self._head_only = head_only
         self._read_timeout = read_timeout
         now = self.loop.time()
@@ -270,10 +203,6 @@ class UpstreamConnection(asyncio.Protocol):
             self._last_activity = self.loop.time()
             self.transport.resume_reading()
         return chunk
-
-    def headers(self) -> CIMultiDict[str]:
-        """The final response's headers, in order, duplicates kept."""
-        return CIMultiDict(self.raw_headers)
 
     def reusable(self) -> bool:
         """Whether the exchange ended cleanly and both sides allow another one."""
@@ -353,19 +282,3 @@ class UpstreamConnection(asyncio.Protocol):
         self._deadline = None
         if not self.head_done and self.error is None:
             self.fail("timeout", f"{self.backend_name} did not answer in time")
-
-    def _delimited_by_close(self) -> bool:
-        """The body runs until the connection closes (no Content-Length, not chunked)."""
-        for name, value in self.raw_headers:
-            lower = name.lower()
-            if lower == "content-length":
-                return False
-            if lower == "transfer-encoding" and value.rsplit(",", 1)[-1].strip().lower() == (
-                "chunked"
-            ):
-                return False
-        return True
-
-
-def _why(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__

@@ -31,7 +31,8 @@ from kairos_core.resilience.traffic import Mirror, TrafficSplit
 from kairos_core.router import PatternError, Router, RouteSpec
 from kairos_core.telemetry.core_metrics import CoreMetrics, RouteStats, websocket_stats
 from kairos_core.tls import TLSConfigError, upstream_context
-from kairos_core.upstream.client import AiohttpUpstreamClient
+from kairos_core.upstream.client import AiohttpUpstreamClient, UpstreamClient
+from kairos_core.upstream.lean import LeanUpstreamClient
 from kairos_core.upstream.pool import UpstreamPool
 from kairos_core.websocket import WebSocketProxy
 
@@ -158,9 +159,15 @@ class _Builder:
         except TLSConfigError as exc:
             self.problem((*loc, "tls"), str(exc))
             return None
-        client = AiohttpUpstreamClient(
-            config, self.services.config.resolver, ssl_context, config.tls.server_name
-        )
+        client: UpstreamClient
+        if config.client == "lean":
+            client = LeanUpstreamClient(
+                config, self.services.config.resolver, ssl_context, config.tls.server_name
+            )
+        else:
+            client = AiohttpUpstreamClient(
+                config, self.services.config.resolver, ssl_context, config.tls.server_name
+            )
         try:
             return UpstreamPool(
                 name,

@@ -378,9 +378,8 @@ async def test_ten_thousand_requests_with_random_failures(
         pool_state = gw.gateway.runtime.pools["svc"]
         assert [b.in_flight for b in pool_state.backends] == [0] * 5
         assert len(asyncio.all_tasks()) <= tasks_half + 100  # steady state: no per-request growth
-        connector = pool_state.client._session.connector  # type: ignore[attr-defined]
         assert (
-            sum(len(c) for c in connector._conns.values()) <= 150
+            pool_state.client.idle_connections() <= 150
         )  # at most one idle per client per backend
         for state in states:
             state["status"] = 200

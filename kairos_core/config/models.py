@@ -285,6 +285,12 @@ class UpstreamConfig(StrictModel):
         description="Fixed DNS cache lifetime for backend host names; by default the "
         "answer's own TTL is honoured.",
     )
+    client: Literal["lean", "aiohttp"] = Field(
+        "lean",
+        description="Connection layer to the backends: `lean` (pooled HTTP/1.1 on asyncio "
+        "protocols and httptools, about half the CPU per request) or `aiohttp` (aiohttp's "
+        "ClientSession, kept as a fallback). Both honour every option of this section.",
+    )
     health_check: HealthCheckConfig = Field(
         default_factory=HealthCheckConfig, description="Active and passive health checks."
     )

@@ -178,6 +178,13 @@ class AiohttpUpstreamClient:
             ) from exc
         return UpstreamResponse(resp.status, resp.reason, resp.headers, _stream(resp), resp)
 
+    def idle_connections(self) -> int:
+        """Idle keep-alive connections held across every backend."""
+        if self._session is None:
+            return 0
+        conns = self._session.connector._conns  # type: ignore[union-attr]
+        return sum(len(c) for c in conns.values())
+
     async def close(self) -> None:
         """Close every pooled connection."""
         if self._session is not None:

@@ -131,14 +131,14 @@ class RateLimitStage:
             key = limit.key(ctx)
             if key is None:
                 if self.reject_missing:
-                    self._undo(checked)
+                    self._give_back(checked)
                     return self._missing(ctx, limit)
                 limit.skipped.inc()
                 continue
             decision = limit.counter.hit(key)
             if not decision.allowed:
                 limit.limited.inc()
-                self._undo(checked)
+                self._give_back(checked)
                 checked.append((limit.index, decision))
                 return self._refuse(ctx, checked, decision)
             limit.allowed.inc()
@@ -177,7 +177,7 @@ class RateLimitStage:
                 refused = refused or decision
             checked.append((limit.index, decision))
         if refused is not None or (failed and self.deny_on_error):
-            self._undo([(i, d) for i, d in checked if d.allowed])
+            self._give_back([(i, d) for i, d in checked if d.allowed])
             if refused is not None:
                 return self._refuse(ctx, checked, refused)
             return self._unavailable(ctx)
@@ -204,6 +204,13 @@ class RateLimitStage:
             self._undo(held)
 
         return release
+
+    def _give_back(self, checked: Checked) -> None:
+        """Undo what a refused request counted, and show the budget as it is after that."""
+        for index, decision in checked:
+            limit = self.limits[index]
+            limit.counter.undo(decision)
+            decision.remaining += limit.spec.cost
 
     def _undo(self, checked: Checked) -> None:
         for index, decision in checked:

@@ -6,13 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import kairos_ratelimit
 import pytest
 
 from kairos_core import AuthPlugin, BuildContext, Consumer, RequestContext, hookimpl
 from kairos_core.config.errors import ConfigError
 from kairos_core.testing import Backend
-
-import kairos_ratelimit
 
 
 class HeaderAuth:
@@ -105,8 +104,10 @@ async def test_every_limit_must_pass_and_a_refusal_uses_no_budget(
         async with http.get(gw.url + "/") as response:
             assert response.status == 429
             # refused by `burst`, so the hourly budget is untouched: 3 - 2 = 1 left
-            assert response.headers["RateLimit"] == '"hourly";r=1;t=3600, "burst";r=0;t=' + (
-                response.headers["RateLimit"].rsplit("t=", 1)[1]
+            assert (
+                response.headers["RateLimit"]
+                == '"hourly";r=1;t=3600, "burst";r=0;t='
+                + (response.headers["RateLimit"].rsplit("t=", 1)[1])
             )
             assert "X-RateLimit-Limit" not in response.headers
 
@@ -211,15 +212,15 @@ async def test_bad_settings_name_the_field(
     kairos_gateway, echo_backend, config: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        await kairos_gateway(
-            {"routes": [route(echo_backend, [limiter(config)])]}, plugins=PLUGINS
-        )
+        await kairos_gateway({"routes": [route(echo_backend, [limiter(config)])]}, plugins=PLUGINS)
     text = str(caught.value)
     assert "routes[0].plugins[0].config" in text
     assert message in text
 
 
-async def test_header_styles_and_quiet_allowed_responses(kairos_gateway, echo_backend, http) -> None:
+async def test_header_styles_and_quiet_allowed_responses(
+    kairos_gateway, echo_backend, http
+) -> None:
     classic = {"limits": [{"rate": "5/m"}], "headers": {"style": "classic"}}
     quiet = {"limits": [{"rate": "1/m"}], "headers": {"on_allowed": False}}
     gw = await kairos_gateway(

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from kairos_core.testing import require_service
 from kairos_core.testing.process import free_port
@@ -38,24 +43,25 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self.directory),
+            "--logfile", str(self.directory / "redis.log"),
             *self.extra,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        client = Redis(host="127.0.0.1", port=self.port)
+        client = Redis(host="127.0.0.1", port=self.port, retry=Retry(NoBackoff(), 0))
         try:
-            for _ in range(200):
-                try:
+            for _ in range(250):
+                if self.proc.returncode is not None:
+                    break
+                with contextlib.suppress(RedisError, OSError):
                     if await client.ping():
                         return self
-                except OSError:
-                    pass
-                except Exception:  # redis' ConnectionError while it starts
-                    pass
                 await asyncio.sleep(0.02)
         finally:
             await client.aclose()
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+        log = self.directory / "redis.log"
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(f"redis-server on port {self.port} did not start:\n{tail}")
 
     async def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -69,11 +75,24 @@ def _need_redis_binaries() -> None:
     require_service("redis-server and redis-cli", found, "apt-get install redis-server")
 
 
+@pytest.fixture
+def private_dir() -> Iterator[Path]:
+    """A temporary directory of this test alone.
+
+    Unlike `tmp_path`, no other pytest run on the machine prunes it while the test runs.
+    """
+    path = Path(tempfile.mkdtemp(prefix="kairos-ratelimit-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest_asyncio.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+async def own_redis(private_dir: Path) -> AsyncIterator[RedisServer]:
     """A Redis only this test uses (to stop, pause or flush)."""
     _need_redis_binaries()
-    server = await RedisServer(tmp_path / "redis").start()
+    server = await RedisServer(private_dir / "redis").start()
     try:
         yield server
     finally:
@@ -81,37 +100,49 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 @pytest_asyncio.fixture
-async def redis_cluster(tmp_path: Path) -> AsyncIterator[list[RedisServer]]:
+async def redis_cluster(private_dir: Path) -> AsyncIterator[list[RedisServer]]:
     """Three cluster-enabled masters joined with `redis-cli --cluster create`."""
     _need_redis_binaries()
     nodes = [
         RedisServer(
-            tmp_path / f"node{i}",
+            private_dir / f"node{i}",
             None,
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
-            str(tmp_path / f"node{i}" / "nodes.conf"),
+            str(private_dir / f"node{i}" / "nodes.conf"),
+            "--cluster-port",  # not port + 10000, which may be taken or above 65535
+            str(free_port()),
             "--cluster-node-timeout",
             "2000",
         )
         for i in range(3)
     ]
     try:
-        await asyncio.gather(*(node.start() for node in nodes))
-        create = await asyncio.create_subprocess_exec(
-            "redis-cli", "--cluster", "create",
-            *(f"127.0.0.1:{node.port}" for node in nodes),
-            "--cluster-replicas", "0", "--cluster-yes",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        output, _ = await create.communicate()
-        assert create.returncode == 0, output.decode(errors="replace")
-        await _wait_cluster_ok(nodes)
+        async with asyncio.timeout(30):  # fixtures have no pytest-timeout here: never hang
+            await _create_cluster(nodes)
         yield nodes
     finally:
         await asyncio.gather(*(node.stop() for node in nodes))
+
+
+async def _create_cluster(nodes: list[RedisServer]) -> None:
+    await asyncio.gather(*(node.start() for node in nodes))
+    create = await asyncio.create_subprocess_exec(
+        "redis-cli", "--cluster", "create",
+        *(f"127.0.0.1:{node.port}" for node in nodes),
+        "--cluster-replicas", "0", "--cluster-yes",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await create.communicate()
+    finally:
+        if create.returncode is None:
+            create.kill()
+            await create.wait()
+    assert create.returncode == 0, output.decode(errors="replace")
+    await _wait_cluster_ok(nodes)
 
 
 async def _wait_cluster_ok(nodes: list[RedisServer]) -> None:

@@ -148,12 +148,12 @@ async def redis_link(prefix: str) -> AsyncIterator[RedisLink]:
 
 
 @pytest_asyncio.fixture(params=["memory", "shared", "redis"])
-async def factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Factory]:
+async def factory(request: pytest.FixtureRequest, private_dir: Path) -> AsyncIterator[Factory]:
     """Makes counters of one backend: in-process, shared memory, or the real Redis."""
     if request.param == "memory":
         yield memory_factory
     elif request.param == "shared":
-        yield shared_factory(tmp_path)
+        yield shared_factory(private_dir)
     else:
         async with redis_link(f"kairos-test:{uuid.uuid4().hex}:") as link:
             yield lambda spec, clock: RedisCounter(spec, link, "t", clock)

@@ -15,8 +15,8 @@ from kairos_ratelimit.shared_memory import HEADER, SharedTable, segment_name, sw
 SPEC = LimitSpec(rate="5/h", algorithm="fixed_window")
 
 
-def test_two_attachments_share_one_state(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
+def test_two_attachments_share_one_state(private_dir: Path) -> None:
+    path = private_dir / "seg"
     first, second = SharedWindowed(SPEC, path, 100), SharedWindowed(SPEC, path, 100)
     assert [first.hit("k").remaining, second.hit("k").remaining, first.hit("k").remaining] == [
         4,
@@ -27,8 +27,8 @@ def test_two_attachments_share_one_state(tmp_path: Path) -> None:
     second.close()
 
 
-def test_other_processes_see_the_same_counts(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
+def test_other_processes_see_the_same_counts(private_dir: Path) -> None:
+    path = private_dir / "seg"
     mine = SharedWindowed(SPEC, path, 100)
     mine.hit("k")
     script = (
@@ -47,8 +47,8 @@ def test_other_processes_see_the_same_counts(tmp_path: Path) -> None:
     mine.close()
 
 
-def test_last_one_to_leave_removes_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
+def test_last_one_to_leave_removes_the_file(private_dir: Path) -> None:
+    path = private_dir / "seg"
     first, second = SharedWindowed(SPEC, path, 100), SharedLog(SPEC, path, 100)
     first.close()
     assert path.exists()  # the other one is still attached
@@ -56,29 +56,29 @@ def test_last_one_to_leave_removes_the_file(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_segments_of_dead_gateways_are_swept(tmp_path: Path) -> None:
+def test_segments_of_dead_gateways_are_swept(private_dir: Path) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    stale = tmp_path / segment_name(f"{dead.stdout.strip()}-abcd", "x")
-    live = tmp_path / segment_name(f"{os.getpid()}-abcd", "x")
+    stale = private_dir / segment_name(f"{dead.stdout.strip()}-abcd", "x")
+    live = private_dir / segment_name(f"{os.getpid()}-abcd", "x")
     stale.write_bytes(b"\0" * 10)
     live.write_bytes(b"\0" * 10)
-    assert sweep_stale(tmp_path) == 1
+    assert sweep_stale(private_dir) == 1
     assert not stale.exists()
     assert live.exists()
 
 
-def test_full_probe_window_evicts_the_stalest_key(tmp_path: Path) -> None:
-    counter = SharedWindowed(SPEC, tmp_path / "seg", 8)  # one stripe of 8 slots
+def test_full_probe_window_evicts_the_stalest_key(private_dir: Path) -> None:
+    counter = SharedWindowed(SPEC, private_dir / "seg", 8)  # one stripe of 8 slots
     for n in range(12):
         assert counter.hit(f"k{n}").allowed
     assert counter.evictions == 4
     counter.close()
 
 
-def test_new_process_for_a_worker_drops_that_workers_slots(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
+def test_new_process_for_a_worker_drops_that_workers_slots(private_dir: Path) -> None:
+    path = private_dir / "seg"
     spec = LimitSpec(algorithm="concurrency", limit=2)
     worker0, worker1 = (
         SharedConcurrency(spec, path, 64, 0, 2),
@@ -101,8 +101,8 @@ def test_new_process_for_a_worker_drops_that_workers_slots(tmp_path: Path) -> No
         counter.close()
 
 
-def test_reattaching_in_the_same_process_keeps_slots(tmp_path: Path) -> None:
-    path = tmp_path / "seg"
+def test_reattaching_in_the_same_process_keeps_slots(private_dir: Path) -> None:
+    path = private_dir / "seg"
     spec = LimitSpec(algorithm="concurrency", limit=1)
     old = SharedConcurrency(spec, path, 64, 0, 2)
     assert old.hit("k").allowed

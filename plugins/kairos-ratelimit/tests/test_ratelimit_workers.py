@@ -16,7 +16,7 @@ LIMIT = 6
 REQUESTS = 24
 
 
-def write_config(tmp_path: Path, backend_url: str, share: bool) -> Path:
+def write_config(private_dir: Path, backend_url: str, share: bool) -> Path:
     limit = {
         "limits": [{"limit": LIMIT, "window": "1h", "algorithm": "sliding_window_counter"}],
         "share_across_workers": share,
@@ -32,7 +32,7 @@ def write_config(tmp_path: Path, backend_url: str, share: bool) -> Path:
             }
         ],
     }
-    path = tmp_path / f"kairos-{share}.yaml"
+    path = private_dir / f"kairos-{share}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -54,12 +54,12 @@ async def allowed_count(url: str) -> int:
     return allowed
 
 
-async def test_two_workers_share_one_memory_limit(tmp_path: Path, echo_backend) -> None:
+async def test_two_workers_share_one_memory_limit(private_dir: Path, echo_backend) -> None:
     shared = GatewayProcess(
-        ["--config", str(write_config(tmp_path, echo_backend.url, True)), "--workers", "2"]
+        ["--config", str(write_config(private_dir, echo_backend.url, True)), "--workers", "2"]
     )
     alone = GatewayProcess(
-        ["--config", str(write_config(tmp_path, echo_backend.url, False)), "--workers", "2"]
+        ["--config", str(write_config(private_dir, echo_backend.url, False)), "--workers", "2"]
     )
     try:
         await asyncio.gather(shared.start(), alone.start())

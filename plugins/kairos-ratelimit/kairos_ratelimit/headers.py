@@ -11,10 +11,6 @@ from kairos_ratelimit.algorithms import Decision
 from kairos_ratelimit.config import LimitSpec
 
 
-def _seconds(us: int) -> int:
-    return max(0, math.ceil(us / 1_000_000))
-
-
 def _sf_string(text: str) -> str:
     """A structured-field string (RFC 8941): quoted, with `"` and `\\` escaped."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -34,7 +30,7 @@ class HeaderWriter:
     def __init__(self, specs: Sequence[LimitSpec], style: str) -> None:
         self.ietf = style in ("ietf", "both")
         self.classic = style in ("classic", "both")
-        self.names = [_sf_string(s.display_name()) for s in specs]
+        self.prefixes = [f"{_sf_string(s.display_name())};r=" for s in specs]
         self.policy = ", ".join(policy_item(s) for s in specs)
 
     def write(self, headers: CIMultiDict[str], checked: Sequence[tuple[int, Decision]]) -> None:
@@ -42,16 +38,23 @@ class HeaderWriter:
         if not checked:
             return
         if self.ietf:
+            prefixes = self.prefixes
             headers["RateLimit-Policy"] = self.policy
             headers["RateLimit"] = ", ".join(
-                f"{self.names[i]};r={max(0, d.remaining)};t={_seconds(d.reset_us)}"
+                f"{prefixes[i]}{max(0, d.remaining)};t={-(-d.reset_us // 1_000_000)}"
                 for i, d in checked
             )
         if self.classic:
-            _, tightest = min(checked, key=lambda pair: (pair[1].remaining, -pair[1].reset_us))
+            tightest = checked[0][1]
+            for _, decision in checked:
+                if decision.remaining < tightest.remaining or (
+                    decision.remaining == tightest.remaining
+                    and decision.reset_us > tightest.reset_us
+                ):
+                    tightest = decision
             headers["X-RateLimit-Limit"] = str(tightest.limit)
             headers["X-RateLimit-Remaining"] = str(max(0, tightest.remaining))
-            headers["X-RateLimit-Reset"] = str(_seconds(tightest.reset_us))
+            headers["X-RateLimit-Reset"] = str(-(-tightest.reset_us // 1_000_000))
 
 
 def retry_after(decision: Decision) -> str:

@@ -85,7 +85,7 @@ class SharedLog(_SharedCounter):
         self.window = spec.window_us
         self.cost = spec.cost
         self.clock = clock
-        self.table = SharedTable(path, max_keys, 8 + 8 * self.limit)
+        self.table = SharedTable(path, max_keys, 8 + 8 * self.limit, cleared=8)
 
     def _stamp(self, offset: int, index: int) -> int:
         return int(_STAMP.unpack_from(self.table.map, offset + 32 + 8 * (index % self.limit))[0])

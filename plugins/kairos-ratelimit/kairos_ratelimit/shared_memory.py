@@ -76,12 +76,15 @@ def _alive(pid: int) -> bool:
 class SharedTable:
     """A fixed-size hash table of byte slots in a shared file, locked by stripe."""
 
-    def __init__(self, path: Path, capacity: int, payload: int) -> None:
+    def __init__(self, path: Path, capacity: int, payload: int, cleared: int | None = None) -> None:
         self.path = path
         self.stripes = min(STRIPES, max(1, capacity // PROBE))
         self.per_stripe = max(PROBE, -(-capacity // self.stripes))
         self.capacity = self.stripes * self.per_stripe
         self.slot_size = (24 + payload + 7) // 8 * 8
+        self.cleared = self.slot_size if cleared is None else 24 + cleared
+        """Bytes zeroed when a slot changes hands (a log's old timestamps need no clearing)."""
+        self._zeros = bytes(self.cleared)
         self.size = HEADER + self.capacity * self.slot_size
         self.evictions = 0
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -124,7 +127,7 @@ class SharedTable:
         if free < 0:
             free = stalest
             self.evictions += 1
-        mm[free : free + self.slot_size] = bytes(self.slot_size)
+        mm[free : free + self.cleared] = self._zeros
         mm[free : free + 16] = digest
         return free
 
@@ -161,6 +164,15 @@ class SharedTable:
         os.close(self.fd)
 
 
+_last_digest: tuple[str, bytes] = ("", b"")
+
+
 def key_digest(key: str) -> bytes:
-    """16 bytes that identify a key in a slot."""
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+    """16 bytes that identify a key in a slot (several limits on one key hash it once)."""
+    global _last_digest
+    last_key, digest = _last_digest
+    if key == last_key:
+        return digest
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    _last_digest = (key, digest)
+    return digest

@@ -19,6 +19,10 @@ SLACK_TOKENS = 1e-9
 """Token bucket: the same allowance for fractional refills."""
 
 
+class BackendUnavailable(Exception):
+    """The counters could not be reached in time (Redis down or slow); `on_error` applies."""
+
+
 class Decision:
     """The outcome of one check: allowed or not, the budget left and when it comes back."""
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kairos_core import GatewayServices
 from kairos_ratelimit.config import LimitSpec, RateLimitConfig
 from kairos_ratelimit.memory import Counter, local_counter
-from kairos_ratelimit.redis_counter import RedisCounter
-from kairos_ratelimit.redis_link import RedisLink, redacted
 from kairos_ratelimit.shared_counters import SharedConcurrency, SharedLog, SharedWindowed
 from kairos_ratelimit.shared_memory import segment_name, shm_dir, sweep_stale
+
+if TYPE_CHECKING:  # redis is imported only by gateways that use it
+    from kairos_ratelimit.redis_counter import RedisCounter
+    from kairos_ratelimit.redis_link import RedisLink
 
 SHARED_KEY = "rate-limit"
 _open: dict[str, list[Any]] = {}
@@ -91,6 +93,8 @@ def close_memory(counter: Counter) -> None:
 
 def acquire_link(config: RateLimitConfig, services: GatewayServices) -> RedisLink:
     """The Redis link for these settings, shared by every entry of this configuration."""
+    from kairos_ratelimit.redis_link import RedisLink, redacted
+
     links: dict[str, RedisLink] = services.shared.setdefault(SHARED_KEY, {})
     identity = _link_identity(config)
     link = links.get(identity)
@@ -120,5 +124,7 @@ async def release_link(link: RedisLink, services: GatewayServices) -> None:
 
 def open_redis(link: RedisLink, spec: LimitSpec, namespace: str) -> RedisCounter:
     """The Redis counter for `spec` in `namespace`."""
+    from kairos_ratelimit.redis_counter import RedisCounter
+
     identity = limit_identity(namespace, spec)
     return RedisCounter(spec, link, redis_namespace(identity, namespace, spec))

@@ -25,15 +25,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
+from kairos_ratelimit.algorithms import BackendUnavailable
 from kairos_ratelimit.config import RedisSettings
 
 log = logging.getLogger("kairos.ratelimit")
 
 Pending = tuple[str, str, Sequence[str], Sequence[Any], "asyncio.Future[Any]", float]
-
-
-class BackendUnavailable(Exception):
-    """Redis did not answer in time or at all; the configured `on_error` policy applies."""
 
 
 def redacted(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kairos_core import (
     BuildContext,
@@ -16,11 +16,13 @@ from kairos_core import (
     error_response,
 )
 from kairos_ratelimit import backends
-from kairos_ratelimit.algorithms import Decision
+from kairos_ratelimit.algorithms import BackendUnavailable, Decision
 from kairos_ratelimit.config import LimitSpec, RateLimitConfig
 from kairos_ratelimit.headers import HeaderWriter, retry_after
 from kairos_ratelimit.keys import KeyFunction, describe_missing, key_function, needs_auth
-from kairos_ratelimit.redis_link import BackendUnavailable, RedisLink
+
+if TYPE_CHECKING:
+    from kairos_ratelimit.redis_link import RedisLink
 
 Checked = list[tuple[int, Decision]]
 

@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +24,13 @@ from kairos_core.testing.process import free_port
 class RedisServer:
     """A `redis-server` child process on a loopback port; can be stopped and started again."""
 
-    def __init__(self, directory: Path, port: int | None = None, *extra: str) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, *extra: str, password: str | None = None
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.extra = extra
+        self.password = password
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -48,7 +51,9 @@ class RedisServer:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        client = Redis(host="127.0.0.1", port=self.port, retry=Retry(NoBackoff(), 0))
+        client = Redis(
+            host="127.0.0.1", port=self.port, password=self.password, retry=Retry(NoBackoff(), 0)
+        )
         try:
             for _ in range(250):
                 if self.proc.returncode is not None:
@@ -97,6 +102,23 @@ async def own_redis(private_dir: Path) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest_asyncio.fixture
+async def start_redis(private_dir: Path) -> AsyncIterator[Callable[..., Awaitable[RedisServer]]]:
+    """Start Redis servers with extra arguments: `await start_redis("--requirepass", "x")`."""
+    _need_redis_binaries()
+    servers: list[RedisServer] = []
+
+    async def start(*extra: str, password: str | None = None) -> RedisServer:
+        server = RedisServer(private_dir / f"redis{len(servers)}", None, *extra, password=password)
+        servers.append(server)
+        return await server.start()
+
+    try:
+        yield start
+    finally:
+        await asyncio.gather(*(server.stop() for server in servers))
 
 
 @pytest_asyncio.fixture

@@ -274,3 +274,22 @@ async def test_reload_keeps_counts_of_unchanged_limits(kairos_gateway, echo_back
     assert await statuses(http, gw.url + "/", 1) == [200]
     await gw.reload(config)
     assert await statuses(http, gw.url + "/", 2) == [200, 429]
+
+
+async def test_consumer_entry_replaces_the_route_limit(kairos_gateway, echo_backend, http) -> None:
+    route_limit = limiter({"limits": [{"rate": "1/m"}], "key": ["consumer"]})
+    gold_limit = limiter({"limits": [{"rate": "3/m"}], "key": ["consumer"]})
+    gw = await kairos_gateway(
+        {
+            "consumers": [{"name": "gold", "plugins": [gold_limit]}],
+            "routes": [route(echo_backend, [{"name": "header-auth"}, route_limit])],
+        },
+        plugins=PLUGINS,
+    )
+    assert await statuses(http, gw.url + "/", 2, headers={"X-User": "basic"}) == [200, 429]
+    assert await statuses(http, gw.url + "/", 4, headers={"X-User": "gold"}) == [
+        200,
+        200,
+        200,
+        429,
+    ]

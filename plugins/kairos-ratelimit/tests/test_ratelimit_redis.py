@@ -15,6 +15,7 @@ import yaml
 from redis.asyncio import Redis, RedisCluster
 
 from kairos_core.testing import GatewayProcess
+from kairos_core.testing.process import free_port
 
 
 def limited_route(
@@ -210,3 +211,48 @@ async def test_redis_cluster_end_to_end(kairos_gateway, echo_backend, http, redi
         await cluster.aclose()
     assert sum(sizes) == 12 * 3  # two sliding-window keys (one slot) and one GCRA key each
     assert sum(1 for size in sizes if size) >= 2  # spread over the cluster's nodes
+
+
+async def test_tls_and_password(
+    kairos_gateway,
+    echo_backend,
+    http,
+    private_dir: Path,
+    start_redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_file, chain_file, key_file = (private_dir / n for n in ("ca.pem", "chain.pem", "key.pem"))
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.cert_chain_pems[0].write_to_path(str(chain_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    tls_port = free_port()
+    await start_redis(
+        "--tls-port", str(tls_port),
+        "--tls-cert-file", str(chain_file),
+        "--tls-key-file", str(key_file),
+        "--tls-ca-cert-file", str(ca_file),
+        "--tls-auth-clients", "no",
+        "--requirepass", "s3cret",
+        password="s3cret",
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{tls_port}/0"
+    good = {"url": url, "tls": True, "tls_ca_file": str(ca_file), "password": "s3cret"}
+    bad = {**good, "password": "wrong", "retry_interval": 0.1}
+    gw = await kairos_gateway(
+        {
+            "routes": [
+                limited_route(echo_backend.url, good, "/good"),
+                limited_route(echo_backend.url, bad, "/bad", on_error="deny"),
+            ]
+        },
+        plugins=[kairos_ratelimit],
+    )
+    assert await statuses(http, gw.url + "/good", 4) == [200, 200, 200, 429]
+    caplog.set_level(logging.WARNING, logger="kairos.ratelimit")
+    assert await statuses(http, gw.url + "/bad", 1) == [503]
+    assert any("AuthenticationError" in r.getMessage() for r in caplog.records)
+    assert "wrong" not in caplog.text  # the password is not logged

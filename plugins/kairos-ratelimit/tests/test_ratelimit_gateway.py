@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -269,10 +270,14 @@ async def test_decisions_are_counted_in_metrics(kairos_gateway, echo_backend, ht
 
 
 async def test_reload_keeps_counts_of_unchanged_limits(kairos_gateway, echo_backend, http) -> None:
-    config = {"routes": [route(echo_backend, [limiter({"limits": [{"rate": "2/m"}]})])]}
+    config = {
+        "server": {"shutdown_timeout": 0.05},  # the old configuration retires quickly
+        "routes": [route(echo_backend, [limiter({"limits": [{"rate": "2/m"}]})])],
+    }
     gw = await kairos_gateway(config, plugins=PLUGINS)
     assert await statuses(http, gw.url + "/", 1) == [200]
     await gw.reload(config)
+    await asyncio.sleep(0.2)  # the old configuration is closed by now; its counts live on
     assert await statuses(http, gw.url + "/", 2) == [200, 429]
 
 

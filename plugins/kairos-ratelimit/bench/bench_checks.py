@@ -40,7 +40,7 @@ def spec_for(algorithm: str) -> LimitSpec:
     if algorithm == "concurrency":
         return LimitSpec(algorithm="concurrency", limit=1_000_000_000)
     if algorithm == "sliding_window_log":  # one timestamp per request: a limit it can hold
-        return LimitSpec(algorithm=algorithm, limit=100_000, window=3600)
+        return LimitSpec(algorithm=algorithm, limit=1_000, window=3600)
     return LimitSpec(algorithm=algorithm, limit=1_000_000_000, window=3600)  # type: ignore[arg-type]
 
 

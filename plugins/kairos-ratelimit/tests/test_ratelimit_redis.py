@@ -207,10 +207,17 @@ async def test_redis_cluster_end_to_end(kairos_gateway, echo_backend, http, redi
             await cluster.dbsize(target_nodes=cluster.get_node("127.0.0.1", node.port))
             for node in redis_cluster
         ]
+        assert sum(sizes) == 12 * 3  # two sliding-window keys (one slot) and one GCRA key each
+        assert sum(1 for size in sizes if size) >= 2  # spread over the cluster's nodes
     finally:
         await cluster.aclose()
-    assert sum(sizes) == 12 * 3  # two sliding-window keys (one slot) and one GCRA key each
-    assert sum(1 for size in sizes if size) >= 2  # spread over the cluster's nodes
+    for node in redis_cluster:
+        client = Redis.from_url(node.url)
+        await client.script_flush()
+        await client.aclose()
+    for n in range(12, 16):  # after NOSCRIPT the scripts are loaded on every primary again
+        headers = {"X-Client": f"client-{n}"}
+        assert await statuses(http, gw.url + "/", 3, headers=headers) == [200, 200, 429]
 
 
 async def test_tls_and_password(

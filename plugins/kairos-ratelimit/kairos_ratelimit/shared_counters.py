@@ -8,7 +8,7 @@ from pathlib import Path
 from kairos_ratelimit.algorithms import Decision, windowed
 from kairos_ratelimit.config import LimitSpec
 from kairos_ratelimit.memory import Clock, monotonic_us
-from kairos_ratelimit.shared_memory import _EXPIRES, _FOREVER, SharedTable, key_digest
+from kairos_ratelimit.shared_memory import EXPIRES, FOREVER, SharedTable, key_digest
 
 _LOG_HEAD = struct.Struct("=ii")
 _STAMP = struct.Struct("=q")
@@ -54,7 +54,7 @@ class SharedWindowed(_SharedCounter):
             state = list(fields.unpack_from(mm, offset + 24))
             decision = self.algorithm.hit(state, now, self.cost)
             fields.pack_into(mm, offset + 24, *state)
-            _EXPIRES.pack_into(mm, offset + 16, self.algorithm.expires(state))
+            EXPIRES.pack_into(mm, offset + 16, self.algorithm.expires(state))
         finally:
             table.unlock(stripe)
         decision.undo = (digest, now)
@@ -111,7 +111,7 @@ class SharedLog(_SharedCounter):
                 _STAMP.pack_into(mm, offset + 32 + 8 * (index % limit), now)
             count += self.cost
             _LOG_HEAD.pack_into(mm, offset + 24, head, count)
-            _EXPIRES.pack_into(mm, offset + 16, now + window)
+            EXPIRES.pack_into(mm, offset + 16, now + window)
         finally:
             table.unlock(stripe)
         return Decision(True, limit, limit - count, window, 0, (digest, now))
@@ -152,10 +152,10 @@ class SharedConcurrency(_SharedCounter):
             table.lock(stripe)
             try:
                 for offset in table.slot_offsets(stripe):
-                    if _EXPIRES.unpack_from(mm, offset + 16)[0]:
+                    if EXPIRES.unpack_from(mm, offset + 16)[0]:
                         struct.pack_into("=i", mm, offset + column, 0)
                         if not any(self.columns.unpack_from(mm, offset + 24)):
-                            _EXPIRES.pack_into(mm, offset + 16, 0)
+                            EXPIRES.pack_into(mm, offset + 16, 0)
             finally:
                 table.unlock(stripe)
 
@@ -172,7 +172,7 @@ class SharedConcurrency(_SharedCounter):
                 return Decision(False, limit, limit - held, 0, 1_000_000)
             columns[self.worker] += self.cost
             self.columns.pack_into(mm, offset + 24, *columns)
-            _EXPIRES.pack_into(mm, offset + 16, _FOREVER)
+            EXPIRES.pack_into(mm, offset + 16, FOREVER)
         finally:
             table.unlock(stripe)
         return Decision(True, limit, limit - held - self.cost, 0, 0, digest)
@@ -191,6 +191,6 @@ class SharedConcurrency(_SharedCounter):
             columns[self.worker] = max(0, columns[self.worker] - self.cost)
             self.columns.pack_into(mm, offset + 24, *columns)
             if not any(columns):
-                _EXPIRES.pack_into(mm, offset + 16, 0)
+                EXPIRES.pack_into(mm, offset + 16, 0)
         finally:
             table.unlock(stripe)

@@ -26,9 +26,10 @@ PROBE = 8
 STRIPES = 64
 _HEADER_LOCK = 1 << 30
 """Lock offset that guards the header (past every stripe's lock byte)."""
-_FOREVER = 1 << 62
-_DIGEST = struct.Struct("16s")
-_EXPIRES = struct.Struct("=q")
+FOREVER = 1 << 62
+"""Expiry of a slot that must not be reused (a concurrency slot in use)."""
+EXPIRES = struct.Struct("=q")
+"""Each slot: 16-byte key digest, then this (when the state is fresh again), then the state."""
 _NAME_RE = re.compile(r"^kairos-rl-(\d+)-")
 
 
@@ -114,12 +115,12 @@ class SharedTable:
         base = HEADER + (h % self.stripes) * self.per_stripe * self.slot_size
         start = (h // self.stripes) % self.per_stripe
         free = -1
-        stalest, stalest_expiry = -1, _FOREVER + 1
+        stalest, stalest_expiry = -1, FOREVER + 1
         for step in range(PROBE):
             offset = base + ((start + step) % self.per_stripe) * self.slot_size
             if mm[offset : offset + 16] == digest:
                 return offset
-            expires = _EXPIRES.unpack_from(mm, offset + 16)[0]
+            expires = EXPIRES.unpack_from(mm, offset + 16)[0]
             if expires <= now and free < 0:
                 free = offset
             elif expires < stalest_expiry:
@@ -136,8 +137,8 @@ class SharedTable:
         offset = 8 + 8 * (worker_id % MAX_WORKERS)
         self.lock(_HEADER_LOCK)
         try:
-            previous = _EXPIRES.unpack_from(self.map, offset)[0]
-            _EXPIRES.pack_into(self.map, offset, os.getpid())
+            previous = EXPIRES.unpack_from(self.map, offset)[0]
+            EXPIRES.pack_into(self.map, offset, os.getpid())
         finally:
             self.unlock(_HEADER_LOCK)
         return bool(previous != os.getpid())

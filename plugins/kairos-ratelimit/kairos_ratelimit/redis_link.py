@@ -113,9 +113,23 @@ class RedisLink:
         self._scripts: dict[str, str] = {}
 
     def start(self) -> None:
-        """Create the client (connections open lazily, on first use)."""
+        """Create the client and connect in the background (startup does not wait for Redis)."""
         if self.client is None:
             self.client = make_client(self.settings)
+            task = asyncio.get_running_loop().create_task(self._warm_up(self.client))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _warm_up(self, client: Redis | RedisCluster) -> None:
+        """Open a connection (TLS handshake, AUTH, cluster slots) before the first check needs it."""
+        try:
+            async with asyncio.timeout(self.settings.timeout * 20):
+                if isinstance(client, RedisCluster):
+                    await client.initialize()
+                else:
+                    await client.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.info("rate-limit: Redis %s not reachable yet: %s", self.name, exc)
 
     async def close(self) -> None:
         """Let queued and in-flight checks finish (briefly), then close every connection."""
@@ -126,6 +140,8 @@ class RedisLink:
                 await asyncio.wait(self._tasks, timeout=deadline - loop.time())
             else:
                 await asyncio.sleep(0.001)
+        for task in self._tasks:
+            task.cancel()
         if self.client is not None:
             client, self.client = self.client, None
             await client.aclose()

@@ -17,6 +17,9 @@ from redis.asyncio import Redis, RedisCluster
 from kairos_core.testing import GatewayProcess
 from kairos_core.testing.process import free_port
 
+SLACK = 3.0
+"""Redis timeout where a test is not about timeouts: a loaded CI box must not fail open."""
+
 
 def limited_route(
     backend_url: str, redis: dict[str, Any], prefix: str = "/", **config: Any
@@ -41,7 +44,7 @@ async def statuses(http: aiohttp.ClientSession, url: str, count: int, **kwargs: 
 async def test_limits_in_redis_with_expiring_keys(
     kairos_gateway, echo_backend, http, clean_redis: str, key_prefix: str
 ) -> None:
-    redis = {"url": clean_redis, "key_prefix": key_prefix}
+    redis = {"url": clean_redis, "key_prefix": key_prefix, "timeout": SLACK}
     gw = await kairos_gateway(
         {"routes": [{**limited_route(echo_backend.url, redis), "name": "api"}]},
         plugins=[kairos_ratelimit],
@@ -64,7 +67,7 @@ async def test_limits_in_redis_with_expiring_keys(
 async def test_routes_share_one_client(
     kairos_gateway, echo_backend, http, clean_redis: str, key_prefix: str
 ) -> None:
-    redis = {"url": clean_redis, "key_prefix": key_prefix}
+    redis = {"url": clean_redis, "key_prefix": key_prefix, "timeout": SLACK}
     gw = await kairos_gateway(
         {
             "routes": [
@@ -93,7 +96,7 @@ def process_config(private_dir: Path, name: str, backend_url: str, redis: dict[s
 async def test_two_gateway_processes_enforce_one_limit(
     private_dir: Path, echo_backend, clean_redis: str, key_prefix: str
 ) -> None:
-    redis = {"url": clean_redis, "key_prefix": key_prefix}
+    redis = {"url": clean_redis, "key_prefix": key_prefix, "timeout": SLACK}
     gateways = [
         GatewayProcess(["--config", str(process_config(private_dir, n, echo_backend.url, redis))])
         for n in ("one", "two")
@@ -116,7 +119,7 @@ async def test_scripts_are_reloaded_after_script_flush(
     kairos_gateway, echo_backend, http, own_redis
 ) -> None:
     gw = await kairos_gateway(
-        {"routes": [limited_route(echo_backend.url, {"url": own_redis.url})]},
+        {"routes": [limited_route(echo_backend.url, {"url": own_redis.url, "timeout": SLACK})]},
         plugins=[kairos_ratelimit],
     )
     assert await statuses(http, gw.url + "/", 1) == [200]
@@ -129,7 +132,7 @@ async def test_scripts_are_reloaded_after_script_flush(
 async def test_redis_outage_policy_and_recovery(
     kairos_gateway, echo_backend, http, own_redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    redis = {"url": own_redis.url, "timeout": 0.2, "retry_interval": 0.2}
+    redis = {"url": own_redis.url, "timeout": 1.0, "retry_interval": 0.2}
     gw = await kairos_gateway(
         {
             "routes": [
@@ -163,7 +166,7 @@ async def test_redis_outage_policy_and_recovery(
 
 
 async def test_slow_redis_applies_the_policy(kairos_gateway, echo_backend, http, own_redis) -> None:
-    redis = {"url": own_redis.url, "timeout": 0.1, "retry_interval": 0.1}
+    redis = {"url": own_redis.url, "timeout": 0.5, "retry_interval": 0.1}
     gw = await kairos_gateway(
         {
             "routes": [
@@ -186,7 +189,12 @@ async def test_slow_redis_applies_the_policy(kairos_gateway, echo_backend, http,
 
 
 async def test_redis_cluster_end_to_end(kairos_gateway, echo_backend, http, redis_cluster) -> None:
-    redis = {"url": redis_cluster[0].url.removesuffix("/0"), "cluster": True, "key_prefix": "c:"}
+    redis = {
+        "url": redis_cluster[0].url.removesuffix("/0"),
+        "cluster": True,
+        "key_prefix": "c:",
+        "timeout": SLACK,
+    }
     config = {
         "limits": [
             {"rate": "2/h", "algorithm": "sliding_window_counter", "name": "swc"},
@@ -247,7 +255,13 @@ async def test_tls_and_password(
         password="s3cret",
     )  # fmt: skip
     url = f"redis://127.0.0.1:{tls_port}/0"
-    good = {"url": url, "tls": True, "tls_ca_file": str(ca_file), "password": "s3cret"}
+    good = {
+        "url": url,
+        "tls": True,
+        "tls_ca_file": str(ca_file),
+        "password": "s3cret",
+        "timeout": SLACK,
+    }
     bad = {**good, "password": "wrong", "retry_interval": 0.1}
     gw = await kairos_gateway(
         {

@@ -218,10 +218,10 @@ async def test_cost_counts_several_units(factory: Factory) -> None:
 
 async def test_redis_server_clock_is_the_default() -> None:
     async with redis_link(f"kairos-test:{uuid.uuid4().hex}:") as link:
-        counter = RedisCounter(LimitSpec(rate="2/s", algorithm="gcra"), link, "server-clock")
+        counter = RedisCounter(LimitSpec(rate="2/h", algorithm="gcra"), link, "server-clock")
         decisions = [await counter.hit("k") for _ in range(3)]
     assert [d.allowed for d in decisions] == [True, True, False]
-    assert 0 < decisions[2].retry_us <= 500_000
+    assert 1_790_000_000 < decisions[2].retry_us <= 1_800_000_000  # one interval: 30 minutes
 
 
 def test_memory_evicts_oldest_keys_beyond_max_keys() -> None:

@@ -16,7 +16,8 @@ if not now then
 end
 local mode, cost = ARGV[2], tonumber(ARGV[3])
 local function num(x) return string.format('%.17g', x) end
-local function ms(us) return math.max(1, math.ceil(us / 1000)) end
+-- key lifetime: until the state is fresh again, plus a second of slack (clock steps, tests)
+local function ms(us) return math.ceil(math.max(0, us) / 1000) + 1000 end
 """
 
 FIXED_WINDOW = (

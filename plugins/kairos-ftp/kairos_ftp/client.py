@@ -87,7 +87,7 @@ class DataStream:
     def abort(self) -> None:
         """Drop the connection at once."""
         transport = self.writer.transport
-        with contextlib.suppress(Exception):
+        if not transport.is_closing():  # aborting a closed transport can crash on 3.11
             transport.abort()
 
 

@@ -83,4 +83,3 @@ async def test_one_gibibyte_round_trip(
     gw = await ftp_gateway([ftp_server.url])
     growth = await _round_trip(gw, ftp_root, tmp_path, size)
     assert growth < 64 * 1024 * 1024
-

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kairos_ftp
 import pytest
 from ftp_testkit import PASSWORD, USER, FtpServer, HelperPlugins, random_file
 
-import kairos_ftp
 from kairos_core.testing import RunningGateway
 
 AUTH = {"Authorization": "Token bob"}

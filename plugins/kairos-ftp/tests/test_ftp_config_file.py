@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 from ftp_testkit import PASSWORD, USER, FtpServer
+from kairos_ftp import FtpListenerSettings
 from pydantic import ValidationError
 
 from kairos_core.testing import GatewayProcess
-from kairos_ftp import FtpListenerSettings
 
 
 def _free_port() -> int:

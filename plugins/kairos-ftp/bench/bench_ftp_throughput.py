@@ -75,7 +75,9 @@ def start_ftp_server(root: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
 
 
-def start_gateway(ftp_port: int, gateway_port: int, workdir: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    ftp_port: int, gateway_port: int, workdir: Path, zero_copy: bool
+) -> subprocess.Popen[bytes]:
     """`kairos serve` with one FTP listener in front of the server."""
     config = workdir / "kairos-ftp-bench.yaml"
     config.write_text(
@@ -89,7 +91,7 @@ def start_gateway(ftp_port: int, gateway_port: int, workdir: Path) -> subprocess
               - protocol: ftp
                 host: 127.0.0.1
                 port: {gateway_port}
-                config: {{upstream: files}}
+                config: {{upstream: files, zero_copy: {str(zero_copy).lower()}}}
             """
         )
     )
@@ -98,6 +100,12 @@ def start_gateway(ftp_port: int, gateway_port: int, workdir: Path) -> subprocess
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def login(port: int) -> ftplib.FTP:
@@ -167,6 +175,9 @@ def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="256MiB", help="file size (e.g. 256MiB, 1GiB)")
+    parser.add_argument(
+        "--copy", action="store_true", help="zero_copy: false (the copying relay, as for TLS)"
+    )
     args = parser.parse_args()
     size = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix="kairos-ftp-bench-") as tmp:
@@ -179,17 +190,22 @@ def main() -> None:
         expected = sha256(source)
         ftp_port, gateway_port = free_port(), free_port()
         server = start_ftp_server(root, ftp_port)
-        gateway = start_gateway(ftp_port, gateway_port, workdir)
+        gateway = start_gateway(ftp_port, gateway_port, workdir, not args.copy)
         try:
             wait_for_port(ftp_port)
             wait_for_port(gateway_port)
             rows = []
+            gateway_cpu = []
             for label, port in (("direct", ftp_port), ("through Kairos", gateway_port)):
                 sink = workdir / "sink.bin"
+                cpu_before = cpu_seconds(gateway.pid)
                 down = download(port, "big.bin", sink)
+                gateway_cpu.append(cpu_seconds(gateway.pid) - cpu_before)
                 assert sha256(sink) == expected, f"{label}: download corrupted"
                 sink.unlink()
+                cpu_before = cpu_seconds(gateway.pid)
                 up = upload(port, source, "up.bin")
+                gateway_cpu.append(cpu_seconds(gateway.pid) - cpu_before)
                 assert sha256(root / "up.bin") == expected, f"{label}: upload corrupted"
                 (root / "up.bin").unlink()
                 rows.append((label, size / down / 1e6, size / up / 1e6))
@@ -206,6 +222,11 @@ def main() -> None:
     direct, proxied = rows
     print(
         f"| through Kairos / direct | {proxied[1] / direct[1]:.0%} | {proxied[2] / direct[2]:.0%} |"
+    )
+    per_gib = [cpu / (size / 1024**3) for cpu in gateway_cpu[2:]]
+    print(f"| gateway CPU s per GiB | {per_gib[0]:.2f} | {per_gib[1]:.2f} |")
+    print(
+        f"\nrelay: {'copy' if args.copy else 'splice (zero_copy)'}; load average {os.getloadavg()[0]:.1f}"
     )
 
 

@@ -9,6 +9,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from kairos_ftp import splice
 from kairos_ftp.addresses import same_host
 from kairos_ftp.pipe import DataEnd, DataRelay, RelayResult
 
@@ -203,7 +204,7 @@ class DataLink:
     def __init__(self, client: Leg, backend: Leg) -> None:
         self.client = client
         self.backend = backend
-        self.relay: DataRelay | None = None
+        self.relay: DataRelay | splice.SpliceRelay | None = None
         self.client_connected = False
         self._task: asyncio.Task[RelayResult] | None = None
 
@@ -213,12 +214,14 @@ class DataLink:
         connect_timeout: float,
         idle_timeout: float,
         buffer_size: int,
+        zero_copy: bool = True,
     ) -> None:
         """The transfer command was sent: connect what is left, then relay."""
         self.client.start()
         self.backend.start()
+        zero_copy = zero_copy and splice.AVAILABLE and not (self.client.tls or self.backend.tls)
         self._task = asyncio.get_running_loop().create_task(
-            self._run(upload, connect_timeout, idle_timeout, buffer_size)
+            self._run(upload, connect_timeout, idle_timeout, buffer_size, zero_copy)
         )
 
     async def _ready(self, leg: Leg, timeout: float) -> DataEnd:
@@ -228,7 +231,12 @@ class DataLink:
         return end
 
     async def _run(
-        self, upload: bool, connect_timeout: float, idle_timeout: float, buffer_size: int
+        self,
+        upload: bool,
+        connect_timeout: float,
+        idle_timeout: float,
+        buffer_size: int,
+        zero_copy: bool,
     ) -> RelayResult:
         client_task = asyncio.ensure_future(self._ready(self.client, connect_timeout))
         backend_task = asyncio.ensure_future(self._ready(self.backend, connect_timeout))
@@ -255,7 +263,11 @@ class DataLink:
                 if not task.done():
                     task.cancel()
         self.client_connected = True
-        relay = DataRelay(client_end, backend_end, upload, idle_timeout, buffer_size)
+        relay: DataRelay | splice.SpliceRelay
+        if zero_copy:
+            relay = splice.SpliceRelay(client_end, backend_end, upload, idle_timeout)
+        else:
+            relay = DataRelay(client_end, backend_end, upload, idle_timeout, buffer_size)
         self.relay = relay
         relay.start()
         return await relay.done
@@ -273,9 +285,7 @@ class DataLink:
 
     def counts(self) -> tuple[int, int]:
         """Bytes relayed so far: (from the client, from the backend)."""
-        if self.relay is None:
-            return 0, 0
-        return self.relay.client.received, self.relay.backend.received
+        return (0, 0) if self.relay is None else self.relay.counts()
 
     @property
     def started(self) -> bool:

@@ -141,6 +141,10 @@ class DataRelay:
             self.finished_sending()
         self._schedule()
 
+    def counts(self) -> tuple[int, int]:
+        """Bytes relayed so far: (from the client, from the backend)."""
+        return self.client.received, self.backend.received
+
     def _schedule(self) -> None:
         if not self.done.done():
             self._timer = self._loop.call_later(

@@ -96,6 +96,11 @@ class FtpListenerSettings(BaseModel):
     connect_attempts: int = Field(
         2, ge=1, le=10, description="Backends tried when connecting to one fails."
     )
+    zero_copy: bool = Field(
+        True,
+        description="On Linux, relay plaintext data connections inside the kernel with "
+        "splice(2); TLS legs (and other systems) copy through `buffer_size` buffers.",
+    )
     buffer_size: ByteSize = Field(
         ByteSize(1024 * 1024),
         ge=16 * 1024,

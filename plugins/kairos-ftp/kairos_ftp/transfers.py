@@ -234,6 +234,7 @@ class DataCommands:
             settings.data_connect_timeout,
             settings.data_timeout,
             int(settings.buffer_size),
+            settings.zero_copy,
         )
         self.counted = False
         try:

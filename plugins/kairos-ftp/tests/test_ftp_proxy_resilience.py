@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ftp_testkit import PASSWORD, USER, connect, random_file
 from kairos_ftp.pipe import DataEnd
+from kairos_ftp.splice import SpliceRelay
 
 
 def _dead_port() -> int:
@@ -94,10 +96,11 @@ async def test_active_health_checks_use_an_ftp_probe(ftp_factory: Any, ftp_gatew
     assert (await asyncio.to_thread(_login_error, gw.port)).startswith("421")
 
 
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["splice", "copy"])
 async def test_client_abort_mid_transfer_leaks_nothing(
-    ftp_server: Any, ftp_gateway: Any, ftp_root: Path
+    ftp_server: Any, ftp_gateway: Any, ftp_root: Path, zero_copy: bool
 ) -> None:
-    gw = await ftp_gateway([ftp_server.url])
+    gw = await ftp_gateway([ftp_server.url], zero_copy=zero_copy)
     random_file(ftp_root / "big.bin", 48 * 1024 * 1024)
     (ftp_root / "small.txt").write_bytes(b"still serving")
     baseline_tasks = len(asyncio.all_tasks())
@@ -143,6 +146,7 @@ async def test_client_abort_mid_transfer_leaks_nothing(
     assert len(asyncio.all_tasks()) <= baseline_tasks
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, DataEnd) and not o.closed]
+    assert not [o for o in gc.get_objects() if isinstance(o, SpliceRelay) and not o.done.done()]
     for _ in range(100):  # pyftpdlib (same process) closes its side a little later
         if len(os.listdir("/proc/self/fd")) <= baseline_fds:
             break

@@ -17,12 +17,19 @@ SIZE = 3 * 1024 * 1024 + 123  # several relay buffers, not a round number
 MODES = ["pasv", "epsv", "port", "eprt"]
 
 
+@pytest.mark.parametrize("zero_copy", [True, False], ids=["splice", "copy"])
 @pytest.mark.parametrize("backend_data", ["passive", "active"])
 @pytest.mark.parametrize("mode", MODES)
 async def test_download_and_upload_keep_every_byte(
-    ftp_server: Any, ftp_gateway: Any, ftp_root: Path, tmp_path: Path, mode: str, backend_data: str
+    ftp_server: Any,
+    ftp_gateway: Any,
+    ftp_root: Path,
+    tmp_path: Path,
+    mode: str,
+    backend_data: str,
+    zero_copy: bool,
 ) -> None:
-    gw = await ftp_gateway([ftp_server.url], backend_data=backend_data)
+    gw = await ftp_gateway([ftp_server.url], backend_data=backend_data, zero_copy=zero_copy)
     digest = random_file(ftp_root / "source.bin", SIZE)
     upload = tmp_path / "upload.bin"
     upload_digest = random_file(upload, SIZE - 4567)

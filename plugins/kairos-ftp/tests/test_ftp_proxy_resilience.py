@@ -221,3 +221,29 @@ async def test_fifty_concurrent_sessions(ftp_server: Any, ftp_gateway: Any, ftp_
         )
     assert results == [digests[i] for i in range(sessions)]
     assert peak == [sessions]
+
+
+async def test_reload_moves_new_sessions_to_the_new_pool(
+    ftp_factory: Any, ftp_gateway: Any, tmp_path: Path
+) -> None:
+    old_root, new_root = tmp_path / "old", tmp_path / "new"
+    old_root.mkdir()
+    new_root.mkdir()
+    (old_root / "which.txt").write_bytes(b"old")
+    (new_root / "which.txt").write_bytes(b"new")
+    old, new = ftp_factory(root=old_root), ftp_factory(root=new_root)
+    gw = await ftp_gateway([old.url])
+
+    def which() -> bytes:
+        ftp = connect(gw.port)
+        data = bytearray()
+        ftp.retrbinary("RETR which.txt", data.extend)
+        ftp.quit()
+        return bytes(data)
+
+    assert await asyncio.to_thread(which) == b"old"
+    config = dict(gw.running.loaded.config.model_dump(mode="json", exclude_unset=True))
+    config["upstreams"] = {"files": {"backends": [{"url": new.url}]}}
+    await gw.running.reload(config)
+    assert await asyncio.to_thread(which) == b"new"
+    assert gw.running.gateway.runtime.pools["files"].health_probe is not None

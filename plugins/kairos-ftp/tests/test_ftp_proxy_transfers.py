@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import ftplib
 import io
+import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ftp_testkit import connect, random_file, sha256_file
+from ftp_testkit import PASSWORD, USER, connect, random_file, sha256_file
 
 SIZE = 3 * 1024 * 1024 + 123  # several relay buffers, not a round number
 
@@ -169,3 +170,39 @@ def _error_of(call: Any) -> str:
     except ftplib.Error as exc:
         return str(exc)
     raise AssertionError("expected an FTP error")
+
+
+@pytest.mark.parametrize("passive", [True, False], ids=["epsv", "eprt"])
+async def test_ipv6_clients_use_extended_commands(
+    ftp_server: Any, ftp_gateway: Any, ftp_root: Path, passive: bool
+) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    gw = await ftp_gateway(
+        config={
+            "upstreams": {"files": {"backends": [{"url": ftp_server.url}]}},
+            "listeners": [
+                {"protocol": "ftp", "host": "::1", "port": 0, "config": {"upstream": "files"}}
+            ],
+        }
+    )
+    (ftp_root / "six.txt").write_bytes(b"over IPv6")
+
+    def session() -> tuple[bytes, str]:
+        ftp = ftplib.FTP()
+        ftp.connect("::1", gw.port, timeout=10)  # ftplib speaks EPSV/EPRT on IPv6
+        ftp.login(USER, PASSWORD)
+        ftp.set_pasv(passive)
+        data = bytearray()
+        ftp.retrbinary("RETR six.txt", data.extend)
+        try:
+            ftp.sendcmd("PASV")
+            pasv = "accepted"
+        except ftplib.Error as exc:
+            pasv = str(exc)
+        ftp.quit()
+        return bytes(data), pasv
+
+    data, pasv = await asyncio.to_thread(session)
+    assert data == b"over IPv6"
+    assert pasv.startswith("425") and "EPSV" in pasv

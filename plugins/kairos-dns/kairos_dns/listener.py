@@ -15,6 +15,7 @@ from kairos_dns.resolver import DnsResolver
 from kairos_dns.state import DnsState
 from kairos_dns.steering import steer_by_client
 from kairos_dns.tcp import TcpSessions
+from kairos_dns.upstream import grow_receive_buffer
 from kairos_dns.wire import REFUSED, Malformed, Query, error_reply, parse_query, truncated_reply
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ def _udp_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
         sock.close()
         raise
     sock.setblocking(False)
+    grow_receive_buffer(sock)
     return sock
 
 

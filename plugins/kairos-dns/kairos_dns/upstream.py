@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -11,6 +13,9 @@ from kairos_core import Backend
 from kairos_dns.wire import NOERROR, NXDOMAIN, QR, make_query
 
 SOCKETS_PER_BACKEND = 4
+RECEIVE_BUFFER = 1 << 21
+"""Bytes of UDP receive buffer asked for (the kernel caps it at net.core.rmem_max): bursts of
+answers must queue rather than be dropped, or timeouts would trip the circuit breaker."""
 _U16 = struct.Struct("!H")
 
 
@@ -71,9 +76,10 @@ class UpstreamUDP:
             sock = self._slots[index]
             if sock is None or sock.closed:
                 loop = asyncio.get_running_loop()
-                _transport, sock = await loop.create_datagram_endpoint(
+                transport, sock = await loop.create_datagram_endpoint(
                     _UpstreamSocket, remote_addr=(self.host, self.port)
                 )
+                grow_receive_buffer(transport.get_extra_info("socket"))
                 self._slots[index] = sock
             return sock
 
@@ -168,3 +174,10 @@ def same_question(answer: bytes, question: bytes) -> bool:
         answer[12:end].lower() == question[:name_end]
         and answer[end : end + 4] == question[name_end:]
     )
+
+
+def grow_receive_buffer(sock: socket.socket | None) -> None:
+    """Ask for RECEIVE_BUFFER bytes of receive buffer on a UDP socket (best effort)."""
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)

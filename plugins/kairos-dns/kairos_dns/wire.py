@@ -118,16 +118,17 @@ def parse_query(data: bytes) -> Query:
             pos = skip_name(data, pos)
             pos += 10 + _U16.unpack_from(data, pos + 8)[0]
         for _ in range(arcount):
-            start = pos
+            owner = pos
             pos = skip_name(data, pos)
             rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
             rdata = pos + 10
+            root_owned = pos == owner + 1
             pos = rdata + rdlen
             if pos > len(data):
                 raise IndexError(pos)
             if rtype != OPT:
                 continue
-            if edns or pos - rdlen - 10 != start + 1:
+            if edns or not root_owned:
                 raise Malformed("a second OPT record, or one not owned by the root")
             edns = True
             udp_size = max(512, rclass)

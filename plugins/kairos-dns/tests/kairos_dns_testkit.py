@@ -79,9 +79,12 @@ class ZoneServer:
         self.options.append(list(query.options))
         response = dns.message.make_response(query)
         if query.edns >= 0:
-            response.use_edns(
-                0, 0, 1232, options=[dns.edns.GenericOption(dns.edns.NSID, self.nsid)]
-            )
+            options: list[dns.edns.Option] = [dns.edns.GenericOption(dns.edns.NSID, self.nsid)]
+            for option in query.options:  # echo the client cookie with a server cookie
+                if option.otype == dns.edns.COOKIE:
+                    client = option.to_wire()[:8]
+                    options.append(dns.edns.GenericOption(dns.edns.COOKIE, client + b"srvcooki"))
+            response.use_edns(0, 0, 1232, options=options)
         response.flags |= dns.flags.AA
         if not name.is_subdomain(self.origin):
             response.set_rcode(dns.rcode.REFUSED)

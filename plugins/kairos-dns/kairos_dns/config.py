@@ -141,8 +141,8 @@ class DnsListenerConfig(ResolverSettings):
     )
     steer_clients: bool = Field(
         True,
-        description="With several workers, have the kernel send each client address to the "
-        "same worker (Linux SO_REUSEPORT BPF), so rate limits hold gateway-wide.",
+        description="With several workers and a rate limit, have the kernel send each client "
+        "address to the same worker (Linux SO_REUSEPORT BPF), so the limit holds gateway-wide.",
     )
 
     @model_validator(mode="after")

@@ -59,6 +59,8 @@ class DnsListener:
         self._max_inflight = settings.max_inflight
         self._payload = settings.max_udp_payload
         self._loop = asyncio.get_running_loop()
+        self.workers = 1
+        self.steered = False
 
     def apply(self, settings: DnsListenerConfig, resolver: DnsResolver, state: DnsState) -> None:
         """Take a reloaded configuration's resolver and limits (addresses need a restart)."""
@@ -73,6 +75,25 @@ class DnsListener:
         self._payload = settings.max_udp_payload
         if self.tcp is not None:
             self.tcp.configure(settings)
+        self.steer()
+
+    def steer(self) -> None:
+        """With several workers and a rate limit, keep each client address on one worker.
+
+        Without a rate limit there is no per-client state, and the kernel's default spread
+        (by address and port) shares the load of one busy client among the workers.
+        """
+        settings = self.settings
+        if self.steered or self.workers < 2 or not settings.steer_clients:
+            return
+        if settings.rate_limit is None:
+            return
+        if self.udp is not None:
+            sock = self.udp.get_extra_info("socket")
+            if sock is not None:
+                self.steered = steer_by_client(sock, self.workers)
+        if self.tcp is not None:
+            self.steered = self.tcp.steer(self.workers) or self.steered
 
     # -- UDP -----------------------------------------------------------------------------------
 
@@ -202,15 +223,11 @@ async def start_listener(
                 port = await tcp.listen(listener.host, port, reuse_port)
             if settings.udp:
                 sock = _udp_socket(listener.host, port, reuse_port)
-                if reuse_port and settings.steer_clients:
-                    steer_by_client(sock, services.workers)
                 transport, _protocol = await loop.create_datagram_endpoint(
                     lambda: _UdpProtocol(service), sock=sock
                 )
                 service.udp = transport
                 port = port or sock.getsockname()[1]
-            if tcp is not None and reuse_port and settings.steer_clients:
-                tcp.steer(services.workers)
         except OSError:
             if tcp is not None:
                 await tcp.close()
@@ -220,6 +237,8 @@ async def start_listener(
         service.tcp = tcp
         service.port = port
         break
+    service.workers = services.workers if reuse_port else 1
+    service.steer()
     _RUNNING.setdefault(services.instance_id, set()).add(service)
     log.info(
         "DNS listening on %s:%d (%s)",

@@ -43,15 +43,16 @@ class TcpSessions:
         )
         return int(self.server.sockets[0].getsockname()[1])
 
-    def steer(self, workers: int) -> None:
+    def steer(self, workers: int) -> bool:
         """Send each client address to the same worker (see steering.py)."""
-        assert self.server is not None
-        for sock in self.server.sockets:
+        steered = False
+        for sock in self.server.sockets if self.server is not None else ():
             raw = socket.socket(fileno=sock.fileno())
             try:
-                steer_by_client(raw, workers)
+                steered = steer_by_client(raw, workers)
             finally:
                 raw.detach()
+        return steered
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

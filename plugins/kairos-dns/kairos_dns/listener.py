@@ -48,7 +48,6 @@ class DnsListener:
         self.settings = settings
         self.resolver = resolver
         self.metrics = state.metrics
-        self.clock = state.clock
         self.limiter = (
             ClientRateLimiter(settings.rate_limit, state.clock) if settings.rate_limit else None
         )

@@ -41,7 +41,11 @@ async def burst(
         query = dns.message.make_query("www.example.test.", "A")
         query.id = index
         transports[-1].sendto(query.to_wire())
-    await asyncio.sleep(0.3)
+    seen = -1
+    async with asyncio.timeout(5):
+        while seen != len(answers):  # until 0.3 s pass without another answer
+            seen = len(answers)
+            await asyncio.sleep(0.3)
     for transport in transports:
         transport.close()
     return answers

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kairos_core import (
@@ -18,7 +18,13 @@ from kairos_core import (
 from kairos_dns.admin import ADMIN_ROUTE
 from kairos_dns.config import DnsListenerConfig, DohConfig
 from kairos_dns.doh import DohStage, build_doh
-from kairos_dns.listener import DnsListener, listener_key, rebind, start_listener
+from kairos_dns.listener import (
+    DnsListener,
+    listener_key,
+    rebind,
+    running_listeners,
+    start_listener,
+)
 from kairos_dns.state import SHARED_KEY, DnsState
 
 if TYPE_CHECKING:
@@ -88,11 +94,16 @@ class DnsPlugin:
         rebind(services)
 
     @hookimpl
-    def kairos_shutdown(self, services: GatewayServices) -> None:
-        """Close the retired configuration's upstream sockets."""
+    def kairos_shutdown(self, services: GatewayServices) -> Awaitable[None] | None:
+        """Close the retired configuration's upstream sockets, unless a listener still uses
+        them (one that left the configuration keeps its old settings until a restart)."""
         state = services.shared.get(SHARED_KEY)
-        if isinstance(state, DnsState):
-            state.close()
+        if not isinstance(state, DnsState):
+            return None
+        in_use = {id(listener.resolver) for listener in running_listeners(services.instance_id)}
+        if any(id(resolver) in in_use for resolver in state.resolvers.values()):
+            return None
+        return state.close()
 
 
 _DEFAULT = DnsPlugin()
@@ -123,6 +134,6 @@ def kairos_startup(services: GatewayServices) -> None:
 
 
 @hookimpl
-def kairos_shutdown(services: GatewayServices) -> None:
+def kairos_shutdown(services: GatewayServices) -> Awaitable[None] | None:
     """Close the retired configuration's upstream sockets."""
-    _DEFAULT.kairos_shutdown(services)
+    return _DEFAULT.kairos_shutdown(services)

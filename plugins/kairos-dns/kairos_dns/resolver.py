@@ -73,6 +73,8 @@ class DnsResolver:
         self.attempts = settings.attempts
         self.metrics = metrics
         self._upstream = upstream
+        self.busy = 0
+        """Questions now waiting for upstream (a retired configuration waits for them)."""
         self._inflight: dict[bytes, asyncio.Future[bytes | None]] = {}
         self._latency: dict[tuple[str, str], Any] = {}
         self._errors: dict[tuple[str, str], Any] = {}
@@ -128,6 +130,15 @@ class DnsResolver:
         self, pool: UpstreamPool, query: Query, data: bytes
     ) -> tuple[bytes, Layout] | None:
         """Try backends until one answers; each try is reported to the breaker and health."""
+        self.busy += 1
+        try:
+            return await self._try_backends(pool, query, data)
+        finally:
+            self.busy -= 1
+
+    async def _try_backends(
+        self, pool: UpstreamPool, query: Query, data: bytes
+    ) -> tuple[bytes, Layout] | None:
         question = query.key[:-1]
         tried: list[Backend] = []
         for _ in range(self.attempts):

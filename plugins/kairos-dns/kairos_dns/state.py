@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -119,8 +120,13 @@ class DnsState:
         log.info("purged %d cached DNS answers (%s)", removed, payload)
         return {"removed": removed}
 
-    def close(self) -> None:
-        """Close the upstream sockets (the configuration is retired)."""
+    async def close(self) -> None:
+        """Close the upstream sockets once questions still waiting for them are answered."""
+        loop = asyncio.get_running_loop()
+        longest = max((r.timeout * r.attempts for r in self.resolvers.values()), default=0.0)
+        deadline = loop.time() + longest + 1.0
+        while any(r.busy for r in self.resolvers.values()) and loop.time() < deadline:  # noqa: ASYNC110 - a counter keeps the hot path cheap
+            await asyncio.sleep(0.05)
         for sockets in self._udp.values():
             sockets.close()
         self._udp.clear()

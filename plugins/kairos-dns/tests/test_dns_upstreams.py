@@ -224,3 +224,27 @@ async def test_configuration_errors_name_the_field(
     }
     with pytest.raises(ConfigError, match=message):
         await kairos_gateway(config, plugins=[DnsPlugin()])
+
+
+async def test_questions_in_flight_survive_a_reload(zone: ZoneServer, dns_gateway: DnsGateway):
+    zone.delays["slow"] = 0.4
+    config = dns_config({"public": [zone.port]}, {".": "public"})
+    gw, listener = await dns_gateway(config)
+    config["listeners"][1]["port"] = listener.port
+    pending = asyncio.create_task(udp(listener.port, "slow.example.test."))
+    await asyncio.sleep(0.1)  # the question is now waiting on the old configuration's socket
+    await gw.reload(config)
+    assert address(await pending) == "192.0.2.99"
+    errors = gw.gateway.metrics.snapshot().get("kairos_dns_upstream_errors", {"values": {}})
+    assert errors["values"] == {}
+
+
+async def test_a_listener_dropped_from_the_configuration_keeps_answering(
+    zone: ZoneServer, dns_gateway: DnsGateway
+):
+    config = dns_config({"public": [zone.port]}, {".": "public"})
+    gw, listener = await dns_gateway(config)
+    without = {**config, "listeners": config["listeners"][:1]}
+    await gw.reload(without)  # the core restarts no listener on reload; this one stays as it was
+    await asyncio.sleep(0.2)  # the old configuration retires
+    assert address(await udp(listener.port, "www.example.test.")) == "192.0.2.1"

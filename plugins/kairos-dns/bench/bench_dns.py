@@ -4,7 +4,8 @@
 
 The upstream is the tests' dnspython authoritative server (its own process, uvloop). Load
 comes from dnsperf (Debian package `dnsperf`) when installed, else from a Python load script
-with many concurrent UDP queries. Prints a markdown table.
+with many concurrent UDP queries. Prints a markdown table with queries per second and the
+server's CPU time per query (steadier than queries/s on a shared machine).
 """
 
 from __future__ import annotations
@@ -149,8 +150,30 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    usage: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        usage[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    family, added = {pid}, True
+    while added:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        family |= more
+        added = bool(more)
+    return sum(usage.get(member, 0.0) for member in family)
+
+
 def dnsperf(port: int, seconds: float, workdir: Path) -> tuple[float, float]:
-    """(queries per second, fraction lost) measured by dnsperf."""
+    """(queries per second, fraction lost or not NOERROR) measured by dnsperf."""
     data = workdir / "queries.txt"
     data.write_text("".join(f"{f'{n}.' if n else ''}example.test {t}\n" for n, t in NAMES))
     out = subprocess.run(
@@ -177,10 +200,9 @@ def dnsperf(port: int, seconds: float, workdir: Path) -> tuple[float, float]:
     ).stdout
     qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lost = float(re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", out).group(1)) / 100  # type: ignore[union-attr]
-    codes = re.search(r"Response codes:\s+(.*)", out)
-    if codes is None or not re.fullmatch(r"NOERROR \d+ \(100\.00%\)", codes.group(1).strip()):
-        raise RuntimeError(f"answers were not all NOERROR: {codes.group(1) if codes else out}")
-    return qps, lost
+    noerror = re.search(r"Response codes:.*?NOERROR \d+ \(([\d.]+)%\)", out)
+    failed = 1 - (float(noerror.group(1)) / 100 if noerror else 0.0)
+    return qps, lost + failed * (1 - lost)
 
 
 async def python_load(port: int, seconds: float, concurrency: int = 200) -> tuple[float, float]:
@@ -226,11 +248,19 @@ async def python_load(port: int, seconds: float, concurrency: int = 200) -> tupl
     return answered / (time.perf_counter() - started), 1 - answered / max(sent, 1)
 
 
-def measure(port: int, seconds: float, workdir: Path) -> tuple[float, float]:
-    """Load the server on `port` for `seconds`."""
+def measure(
+    port: int, seconds: float, workdir: Path, server: int | None = None
+) -> tuple[float, float, float]:
+    """Load the server on `port` for `seconds`: (queries/s, lost, server CPU s per query)."""
+    before = cpu_seconds(server) if server else 0.0
+    started = time.perf_counter()
     if shutil.which("dnsperf"):
-        return dnsperf(port, seconds, workdir)
-    return asyncio.run(python_load(port, seconds))
+        qps, lost = dnsperf(port, seconds, workdir)
+    else:
+        qps, lost = asyncio.run(python_load(port, seconds))
+    elapsed = time.perf_counter() - started
+    used = cpu_seconds(server) - before if server else 0.0
+    return qps, lost, used / max(qps * elapsed, 1.0)
 
 
 def main() -> None:
@@ -252,7 +282,12 @@ def main() -> None:
         upstream = start_upstream(upstream_port, args.upstream == "canned")
         try:
             measure(upstream_port, 1.0, workdir)  # warm-up
-            rows.append(("direct to the upstream", *measure(upstream_port, args.seconds, workdir)))
+            rows.append(
+                (
+                    "direct to the upstream",
+                    *measure(upstream_port, args.seconds, workdir, upstream.pid),
+                )
+            )
             for label, cached in (
                 ("through kairos, uncached", False),
                 ("through kairos, cached", True),
@@ -261,7 +296,7 @@ def main() -> None:
                 gateway = start_gateway(upstream_port, port, cached, args.workers, workdir)
                 try:
                     measure(port, 1.0, workdir)
-                    rows.append((label, *measure(port, args.seconds, workdir)))
+                    rows.append((label, *measure(port, args.seconds, workdir, gateway.pid)))
                 finally:
                     stop(gateway)
         finally:
@@ -271,10 +306,14 @@ def main() -> None:
         f"\nDNS over UDP, {tool}, {args.upstream} upstream, {args.seconds:g} s per run, "
         f"gateway workers: {args.workers}, {os.cpu_count()} CPUs\n"
     )
-    print("| path | queries/s | vs direct | lost |")
-    print("|---|---:|---:|---:|")
-    for label, qps, lost in rows:
-        print(f"| {label} | {qps:,.0f} | {qps / direct:.0%} | {lost:.2%} |")
+    print("| path | queries/s | vs direct | lost or not NOERROR | server CPU per query |")
+    print("|---|---:|---:|---:|---:|")
+    for label, qps, lost, cpu in rows:
+        print(f"| {label} | {qps:,.0f} | {qps / direct:.0%} | {lost:.2%} | {cpu * 1e6:.1f} µs |")
+    print(
+        "\nserver CPU: the upstream process (direct) or the gateway's processes; it does not "
+        "depend on what else the machine runs, unlike queries/s."
+    )
 
 
 if __name__ == "__main__":

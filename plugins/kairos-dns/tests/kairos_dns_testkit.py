@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -197,6 +198,8 @@ async def start_zone_server(
             if port:
                 raise
             continue
+        sock = udp.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)  # as real resolvers do
         server.udp, server.tcp, server.port = udp, tcp, bound
         return server
     raise OSError("no free port for both UDP and TCP")

@@ -189,6 +189,10 @@ class ProtocolPlugin(Generic[C]):
     every_worker: bool = False
     """Run in every worker process (needs SO_REUSEPORT-safe sockets); else in worker 0 only."""
     description: str = ""
+    prepare: Callable[[ListenerConfig, C, GatewayServices], None] | None = None
+    """Called when the configuration is built (also by `kairos validate`), in every worker and
+    before anything starts: check the settings against `services` (pools) and prepare shared
+    objects, without I/O; a ValueError is reported against the listener's `config`."""
 
 
 AdminHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]

@@ -306,8 +306,14 @@ def build_runtime(
         validated = builder.validate(
             handler.config_model, listener.config, ("listeners", index, "config")
         )
-        if validated is not None:
-            listener_settings[index] = validated
+        if validated is None:
+            continue
+        listener_settings[index] = validated
+        if handler.prepare is not None:
+            try:
+                handler.prepare(listener, validated, services)
+            except (ValueError, TypeError) as exc:
+                builder.problem(("listeners", index, "config"), str(exc))
 
     global_links = builder.entries(config.plugins, ("plugins",), "global", None, None)
     consumer_links = {

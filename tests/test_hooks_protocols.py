@@ -91,3 +91,72 @@ async def test_protocol_settings_are_validated_with_the_config(kairos_gateway, e
     config["listeners"][1]["config"] = {"prefix": "< ", "bogus": 1}
     with pytest.raises(ConfigError, match=r"listeners\[1\]\.config\.bogus: unknown field"):
         await kairos_gateway(config, plugins=[ProtocolProbe()])
+
+
+class PoolEchoConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    upstream: str
+
+
+def prepare_pool_echo(
+    listener: ListenerConfig, config: PoolEchoConfig, services: GatewayServices
+) -> None:
+    """Checks the named pool at build time and leaves its first backend for `start`."""
+    pool = services.pools.get(config.upstream)
+    if pool is None:
+        raise ValueError(f"upstream {config.upstream!r} is not defined")
+    services.shared["pool-echo"] = pool.backends[0].url
+
+
+async def start_pool_echo(
+    listener: ListenerConfig, config: PoolEchoConfig, services: GatewayServices
+) -> LineEchoService:
+    prepared = services.shared["pool-echo"]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(prepared.encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, listener.host, listener.port)
+    return LineEchoService(server, services.workers)
+
+
+class PreparedProtocolProbe:
+    @hookimpl
+    def register_protocol_handlers(self, register: Callable[[ProtocolPlugin[Any]], None]) -> None:
+        register(
+            ProtocolPlugin(
+                name="pool-echo",
+                start=start_pool_echo,
+                config_model=PoolEchoConfig,
+                prepare=prepare_pool_echo,
+            )
+        )
+
+
+def pool_echo_config(echo_url: str, upstream: str) -> dict[str, Any]:
+    """A `pool-echo` listener naming `upstream`, beside an HTTP listener."""
+    return {
+        "listeners": [
+            {"host": "127.0.0.1", "port": 0},
+            {"protocol": "pool-echo", "port": 0, "config": {"upstream": upstream}},
+        ],
+        "upstreams": {"echo": {"backends": [{"url": echo_url}]}},
+        "routes": [{"prefix": "/", "upstream": "echo"}],
+    }
+
+
+async def test_prepare_runs_at_build_time_before_start(echo_backend):
+    config = pool_echo_config(echo_backend.url, "echo")
+    async with running_gateway(config, [PreparedProtocolProbe()]) as gw:
+        [(_listener, service)] = gw.gateway.services
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        assert (await reader.readline()).decode().strip() == echo_backend.url
+        writer.close()
+
+
+async def test_prepare_errors_point_at_the_listener_config(kairos_gateway, echo_backend):
+    config = pool_echo_config(echo_backend.url, "missing")
+    with pytest.raises(ConfigError, match=r"listeners\[1\]\.config: upstream 'missing' is not"):
+        await kairos_gateway(config, plugins=[PreparedProtocolProbe()])

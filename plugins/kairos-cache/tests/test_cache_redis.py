@@ -105,6 +105,14 @@ async def test_two_gateway_processes_share_one_redis(
         await asyncio.gather(first.start(), second.start())
         _, headers, body = await fetch(first.url + "/shared")
         assert (headers["X-Cache"], body) == ("MISS", "n=1")
+        client = aioredis.Redis.from_url(redis_url)
+        try:  # the entry is written once the body has been sent: wait for it to land
+            for _ in range(100):
+                if [key async for key in client.scan_iter(match=namespace + "*")]:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await client.aclose()
         _, headers, body = await fetch(second.url + "/shared")
         assert (headers["X-Cache"], body) == ("HIT", "n=1")
         assert origin.hits["/shared"] == 1

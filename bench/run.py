@@ -1,0 +1,86 @@
+"""Run the whole benchmark: Kairos beside nginx and the minimal aiohttp proxy, plus microbenchmarks.
+
+    python bench/run.py                 # full run (~15 min), writes bench/results/<time>.md
+    python bench/run.py --smoke         # wiring check (~2 min)
+    nox -s bench                        # the same in a fresh environment
+
+Only ratios and CPU µs per request from one run mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+SECRET = "kairos-bench-secret-0123456789abcdef-0123456789"
+
+
+def kairos_targets(kairos: str) -> list[str]:
+    """`--add` specs: NAME|PORT|CPUS|COMMAND for each Kairos configuration."""
+    config = HERE / "configs"
+    return [
+        f"kairos-bare|27090|0|{kairos} serve --config {config / 'bare.yaml'}",
+        f"kairos-observed|27091|0|{kairos} serve --config {config / 'observed.yaml'}",
+        f"kairos-full|27092|0|{kairos} serve --config {config / 'full.yaml'}",
+        f"kairos-3backends|27093|0|{kairos} serve --config {config / 'three-backends.yaml'}",
+        f"kairos-bare-2w|27094|0,1|{kairos} serve --config {config / 'bare.yaml'} --port 27094 --workers 2",
+    ]
+
+
+def token() -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {"sub": "bench", "iss": "https://issuer.bench", "aud": "api", "iat": now, "exp": now + 7 * 86400}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="one short rep: checks the wiring")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-proxy", action="store_true", help="microbenchmarks only")
+    args = parser.parse_args()
+    kairos = shutil.which("kairos", path=str(Path(sys.executable).parent)) or "kairos"
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    report = [f"# Kairos benchmark {stamp}\n"]
+    if not args.no_proxy:
+        env = {**os.environ, "REQ_PATH": f"/api/item?id=1&access_token={token()}", "CONNS": "50"}
+        if args.smoke:
+            env.update(REPS="1", DURATION="3s", WARMUP="1s")
+        else:
+            env.update(REPS=str(args.reps))
+        command = [str(HERE / "anchors" / "proxy_anchors.sh"), "--only", "backend,nginx-1w,aiohttp-uvloop,aiohttp-uvloop-2p"]
+        for spec in kairos_targets(kairos):
+            command += ["--add", spec]
+        table = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        sys.stderr.write(table.stderr[-3000:])
+        report += ["## Proxy comparison (wrk -c50, 213-byte body)\n", table.stdout, ""]
+    for title, script in (
+        ("Router", [sys.executable, str(HERE / "micro_router.py")]),
+        ("JWT verification", [sys.executable, str(ROOT / "plugins/kairos-jwt/bench/bench_verify.py")]),
+        ("Rate-limit checks", [sys.executable, str(ROOT / "plugins/kairos-ratelimit/bench/bench_checks.py"), "--quick"]),
+    ):
+        result = subprocess.run(script, capture_output=True, text=True, check=False, cwd=ROOT)
+        report += [f"## {title}\n", result.stdout or result.stderr[-2000:], ""]
+    text = "\n".join(report)
+    path = RESULTS / f"{stamp}.md"
+    path.write_text(text)
+    (RESULTS / "latest.md").write_text(text)
+    print(text)
+    print(f"written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

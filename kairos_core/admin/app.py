@@ -76,7 +76,12 @@ async def validate(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     """Reload the config file in every worker; a bad file keeps the current configuration."""
     result = await request.app[CONTROL_KEY].reload()
-    return web.json_response(result, status=200 if result.get("ok") else 422)
+    if result.get("ok"):
+        return web.json_response(result)
+    message = str(result.get("error") or "reload failed")
+    # an error body like every other one, still carrying the ReloadResult fields
+    error = {"status": 422, "type": "reload_failed", "message": message}
+    return web.json_response({**error, **result}, status=422)
 
 
 async def openapi(request: web.Request) -> web.Response:

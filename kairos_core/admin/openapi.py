@@ -138,10 +138,9 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
             "content": {"application/json": {"schema": error}},
         }
         if body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {body: {"schema": {"type": "string"}}},
-            }
+            # the server refuses an empty or all-blank candidate with 400
+            candidate = {"type": "string", "minLength": 1, "pattern": "\\S"}
+            operation["requestBody"] = {"required": True, "content": {body: {"schema": candidate}}}
         if path == "/stream":
             operation["parameters"] = [
                 {
@@ -161,6 +160,10 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
             "responses": {
                 "200": {"description": "OK"},
                 "401": {"description": "Admin token required"},
+                "default": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": error}},
+                },
             },
         }
         paths.setdefault(route.path, {})[route.method.lower()] = operation

@@ -68,7 +68,7 @@ _ENDPOINTS: list[tuple[str, str, str, Any, str | None, tuple[int, ...]]] = [
     (
         "post",
         "/config/validate",
-        "Validate a candidate configuration (YAML or JSON body).",
+        "Validate a candidate configuration (YAML or JSON body, UTF-8 unless the charset says).",
         models.ValidationResult,
         "text/plain",
         (200, 400, 413),
@@ -138,8 +138,8 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
             "content": {"application/json": {"schema": error}},
         }
         if body is not None:
-            # the server refuses an empty or all-blank candidate with 400
-            candidate = {"type": "string", "minLength": 1, "pattern": "\\S"}
+            # the server refuses a candidate of nothing but spaces and line breaks with 400
+            candidate = {"type": "string", "pattern": "[^ \\t\\r\\n]"}
             operation["requestBody"] = {"required": True, "content": {body: {"schema": candidate}}}
         if path == "/stream":
             operation["parameters"] = [

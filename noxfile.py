@@ -28,6 +28,7 @@ def tests(session: nox.Session) -> None:
     """The whole suite: core tests and every plugin's tests, all plugins installed together."""
     _install_everything(session)
     session.install("kosoku")  # Autobahn WebSocket conformance runner
+    session.install("schemathesis>=4.32,<5")  # tests/test_admin_schemathesis.py runs its CLI
     paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from kairos_cli.backends_cmd import backends
+from kairos_cli.config_cmd import config
+from kairos_cli.health_cmd import health
+from kairos_cli.metrics_cmd import metrics
 from kairos_cli.plugins_cmd import plugins
 from kairos_cli.routes_cmd import routes
 from kairos_cli.serve_cmd import serve
@@ -64,3 +68,7 @@ cli.add_command(serve)
 cli.add_command(validate)
 cli.add_command(routes)
 cli.add_command(plugins)
+cli.add_command(health)
+cli.add_command(metrics)
+cli.add_command(backends)
+cli.add_command(config)

@@ -10,6 +10,7 @@ import click
 from multidict import CIMultiDict
 
 from kairos_cli.common import build_or_exit, load_or_exit
+from kairos_cli.routes_list_cmd import list_routes
 from kairos_core.router import RouteMatch, decode_params, normalize_path
 from kairos_core.upstream.pool import NoBackendAvailable
 
@@ -17,6 +18,9 @@ from kairos_core.upstream.pool import NoBackendAvailable
 @click.group()
 def routes() -> None:
     """Inspect routes."""
+
+
+routes.add_command(list_routes)
 
 
 @routes.command("test")

@@ -19,6 +19,8 @@ CONTROL_KEY = web.AppKey("kairos_control", ControlPlane)
 PLUGIN_ROUTES_KEY = web.AppKey("kairos_plugin_routes", list[AdminRoute])
 PUBLIC_PATHS = frozenset({"/health", "/live", "/ready"})
 MAX_CANDIDATE = 4 * 1024 * 1024
+BLANK = " \t\r\n"
+"""A candidate of only these characters is refused (the OpenAPI document says the same)."""
 
 
 def json_error(status: int, error_type: str, message: str) -> web.Response:
@@ -67,8 +69,12 @@ async def validate(request: web.Request) -> web.Response:
         return json_error(
             413, "body_too_large", f"a candidate config may be at most {MAX_CANDIDATE} bytes"
         )
-    text = await request.text()
-    if not text.strip():
+    body = await request.read()
+    try:
+        text = body.decode(request.charset or "utf-8")
+    except (LookupError, UnicodeDecodeError) as exc:
+        return json_error(400, "invalid_encoding", f"the candidate is not readable text: {exc}")
+    if not text.strip(BLANK):
         return json_error(400, "empty_body", "send the candidate configuration as the request body")
     return web.json_response(await request.app[CONTROL_KEY].validate(text))
 
@@ -76,7 +82,12 @@ async def validate(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     """Reload the config file in every worker; a bad file keeps the current configuration."""
     result = await request.app[CONTROL_KEY].reload()
-    return web.json_response(result, status=200 if result.get("ok") else 422)
+    if result.get("ok"):
+        return web.json_response(result)
+    message = str(result.get("error") or "reload failed")
+    # an error body like every other one, still carrying the ReloadResult fields
+    error = {"status": 422, "type": "reload_failed", "message": message}
+    return web.json_response({**error, **result}, status=422)
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -68,7 +68,7 @@ _ENDPOINTS: list[tuple[str, str, str, Any, str | None, tuple[int, ...]]] = [
     (
         "post",
         "/config/validate",
-        "Validate a candidate configuration (YAML or JSON body).",
+        "Validate a candidate configuration (YAML or JSON body, UTF-8 unless the charset says).",
         models.ValidationResult,
         "text/plain",
         (200, 400, 413),
@@ -138,10 +138,9 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
             "content": {"application/json": {"schema": error}},
         }
         if body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {body: {"schema": {"type": "string"}}},
-            }
+            # the server refuses a candidate of nothing but spaces and line breaks with 400
+            candidate = {"type": "string", "pattern": "[^ \\t\\r\\n]"}
+            operation["requestBody"] = {"required": True, "content": {body: {"schema": candidate}}}
         if path == "/stream":
             operation["parameters"] = [
                 {
@@ -161,6 +160,10 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
             "responses": {
                 "200": {"description": "OK"},
                 "401": {"description": "Admin token required"},
+                "default": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": error}},
+                },
             },
         }
         paths.setdefault(route.path, {})[route.method.lower()] = operation

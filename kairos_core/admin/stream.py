@@ -135,6 +135,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     routes = {r for r in routes_param.split(",") if r} if routes_param else None
     control = request.app[CONTROL_KEY]
     socket = web.WebSocketResponse(heartbeat=30)
+    if not socket.can_prepare(request).ok:
+        return json_error(400, "websocket_required", "open /stream as a WebSocket")
     await socket.prepare(request)
     previous: dict[str, Any] | None = None
     previous_at = time.monotonic()

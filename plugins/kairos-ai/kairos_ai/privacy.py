@@ -8,7 +8,7 @@ from kairos_ai.config import ALWAYS_DENIED_HEADERS, PrivacyConfig
 
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 CARD_CANDIDATE = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
-_TRAILING_FRAGMENT = re.compile(r"[^\s,;:{}\[\]\"'&=<>()]*\Z")
+_TRAILING_FRAGMENT = re.compile(r"(?:\d[\d -]*)?[^\s,;:{}\[\]\"'&=<>()]*\Z")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -46,7 +46,8 @@ class Redactor:
         return value
 
     def excerpt(self, value: str, truncated: bool) -> str:
-        """Redact a body excerpt; a cut-off last word is dropped so no fragment slips through."""
+        """Redact a body excerpt; a cut-off last word (or digit run) is dropped, so no fragment
+        of an address or card number slips through unrecognised."""
         if truncated:
             value = _TRAILING_FRAGMENT.sub("", value)
         return self.text(value)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class FakeModel:
     garbage: bool = False
     reject_json_schema: bool = False
     usage: tuple[int, int] = (42, 7)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at teardown: slow answers end at once so the server can stop."""
 
     @property
     def base_url(self) -> str:
@@ -52,7 +55,8 @@ class FakeModel:
             }
         )
         if self.delay:
-            await asyncio.sleep(self.delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.delay)
         if self.status != 200:
             return web.json_response(
                 {"error": {"message": "model is down", "type": "server_error"}}, status=self.status
@@ -108,14 +112,15 @@ class FakeModel:
 
 
 @pytest_asyncio.fixture
-async def fake_model(backend_factory: Any) -> FakeModel:
+async def fake_model(backend_factory: Any) -> AsyncIterator[FakeModel]:
     """A started fake model server."""
     model = FakeModel()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", model.handle)
     started = await backend_factory(app)
     model.url = started.url
-    return model
+    yield model
+    model.stopping.set()
 
 
 @pytest_asyncio.fixture

@@ -48,7 +48,7 @@ class FakeModel:
         body = json.loads(raw)
         self.calls.append(
             {
-                "headers": dict(request.headers),
+                "headers": request.headers.copy(),
                 "query": dict(request.query),
                 "body": body,
                 "raw": raw,

@@ -126,7 +126,13 @@ class AiBalancer:
             if not self.breaker.admits():
                 return self._fall_back(candidates, "breaker_open")
             task = self._start_call(sample, names, key, flight_key)
-        answer = await asyncio.shield(task)
+        try:
+            answer = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is being cancelled
+            return self._fall_back(candidates, "cancelled")  # the call was (balancer closed)
         if answer.failure is not None:
             return self._fall_back(candidates, answer.failure)
         backend = self._by_name.get(answer.backend or "")

@@ -89,3 +89,30 @@ async def test_callers_without_a_request_get_the_fallback(fake_model: Any) -> No
         "fallback; backend=a; reason=no_request"
     )
     assert DECISION_KEY == "ai_decision"
+
+
+async def test_closing_the_selector_mid_call_still_serves_the_request(
+    kairos_gateway: Any,
+    http: Any,
+    fake_model: Any,
+    named_backends: dict[str, Backend],
+    ai_config: Any,
+) -> None:
+    import asyncio
+
+    fake_model.delay = 5.0
+    gw = await kairos_gateway(
+        ai_config(fake_model, named_backends, fallback="first", timeout=10), plugins=[kairos_ai]
+    )
+    balancer: AiBalancer = gw.gateway.runtime.pools["models"].balancer
+
+    async def get() -> str:
+        async with http.get(gw.url + "/x") as response:
+            assert response.status == 200
+            return str(response.headers[HEADER])
+
+    request = asyncio.create_task(get())
+    while not fake_model.calls:
+        await asyncio.sleep(0.01)
+    await balancer.close()
+    assert await request == "fallback; backend=b1; reason=cancelled"

@@ -159,3 +159,31 @@ async def test_routes_test_shows_the_prompt_and_asks_only_when_told(
     assert '"source": "ai"' in output
     assert len(fake_model.calls) == 1
     assert json.loads(fake_model.calls[0]["body"]["messages"][1]["content"]) == request
+
+
+async def test_kairos_serve_loads_both_components_from_a_yaml_file(
+    tmp_path: Path,
+    http: Any,
+    fake_model: Any,
+    named_backends: dict[str, Backend],
+    ai_config: Any,
+) -> None:
+    from kairos_core.testing import GatewayProcess
+
+    fake_model.choose = "b2"
+    config = ai_config(fake_model, named_backends, endpoint={"api_key_env": "KAIROS_AI_TEST_KEY"})
+    config["admin"] = {"enabled": False}
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    gateway = GatewayProcess(["-c", str(path), "--port", "0"], env={"KAIROS_AI_TEST_KEY": SECRET})
+    await gateway.start()
+    try:
+        for expected in ("ai; backend=b2", "cache; backend=b2"):
+            async with http.get(gateway.url + "/from-yaml") as response:
+                assert response.status == 200
+                assert response.headers["X-Backend"] == "b2"
+                assert response.headers["X-Kairos-Balancer"] == expected
+    finally:
+        await gateway.stop()
+    assert fake_model.calls[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
+    assert not any(SECRET in line for line in gateway.stderr_lines + gateway.stdout_lines)

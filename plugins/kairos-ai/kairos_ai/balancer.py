@@ -116,13 +116,14 @@ class AiBalancer:
         names = tuple(b.name for b in candidates)
         flight_key = (key, names) if key is not None else None
         task = self._inflight.get(flight_key) if flight_key is not None else None
-        if task is None:
+        if task is None and body_wanted and sample.body is None:
+            sample, failed = await self._with_body(ctx, sample)
+            if failed:
+                return self._fall_back(candidates, "body_error")
+            task = self._inflight.get(flight_key) if flight_key is not None else None
+        if task is None:  # no await from here to the call's start: the cap holds exactly
             if len(self._tasks) >= self.max_concurrent:
                 return self._fall_back(candidates, "busy")
-            if body_wanted and sample.body is None:
-                sample, failed = await self._with_body(ctx, sample)
-                if failed:
-                    return self._fall_back(candidates, "body_error")
             if not self.breaker.admits():
                 return self._fall_back(candidates, "breaker_open")
             task = self._start_call(sample, names, key, flight_key)

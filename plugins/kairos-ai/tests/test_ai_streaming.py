@@ -98,3 +98,26 @@ async def test_big_body_streams_byte_identical(
     assert document["body"].startswith('{"prompt": "summarise this long document for [redacted]')
     assert document["body_truncated"] is True
     assert len(document["body"]) <= 256
+
+
+async def test_body_too_large_for_the_route_falls_back_and_gets_413(
+    kairos_gateway: Any,
+    http: Any,
+    fake_model: Any,
+    named_backends: dict[str, Backend],
+    ai_config: Any,
+) -> None:
+    config = ai_config(
+        fake_model, named_backends, request={"body_bytes": 4096}, route={"max_body_size": 100}
+    )
+    gw = await kairos_gateway(config, plugins=[kairos_ai])
+    body = b'{"data": "' + b"x" * 1000 + b'"}'
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield body
+
+    headers = {"Content-Type": "application/json"}
+    async with http.post(gw.url + "/big", data=chunked(), headers=headers) as response:
+        assert response.status == 413
+        assert response.headers["X-Kairos-Balancer"].endswith("reason=body_error")
+    assert fake_model.calls == []

@@ -227,7 +227,8 @@ class AiBalancer:
         candidates = self.pool.candidates or self.pool.backends
         names = tuple(b.name for b in candidates)
         candidate = self.prompts.for_candidates(names)
-        messages = self.prompts.messages(candidate, self.reader.document(request))
+        document = self.reader.document(request)
+        messages = self.prompts.messages(candidate, document)
         endpoint = self.config.endpoint
         mode = self.model.mode
         described: dict[str, Any] = {
@@ -239,6 +240,7 @@ class AiBalancer:
             "fallback": self.config.fallback,
             "cache_key": list(self.config.cache.key) if self.cache.enabled else None,
             "candidates": list(names),
+            "request": document,
             "messages": messages,
         }
         if mode == "json_schema":

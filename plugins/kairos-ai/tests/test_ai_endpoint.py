@@ -148,6 +148,7 @@ async def test_routes_test_shows_the_prompt_and_asks_only_when_told(
         "headers": {"content-type": "application/json"},
         "body": '{"user": "[redacted]", "region": "eu"}',
     }
+    assert described["request"] == request
     assert "response_format" in described
     assert "answer" not in described
     assert fake_model.calls == []

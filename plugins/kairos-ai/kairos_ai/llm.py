@@ -17,6 +17,9 @@ from kairos_ai.prompt import TOOL_NAME, CandidatePrompt
 
 log = logging.getLogger("kairos.ai")
 
+HTTP_LIBRARY_LOGGERS = ("httpx", "httpx2")
+"""The `openai` client's HTTP library logs every call at INFO under one of these names."""
+
 KEYLESS = "no-key"
 """The client library insists on a key; keyless endpoints get this, and no Authorization header."""
 
@@ -54,6 +57,7 @@ class ModelClient:
                 headers[config.api_key_header] = secret
             else:
                 key, omit_bearer = secret, False
+        quiet_http_library_logs()
         self._extra_headers: dict[str, Any] = (
             {"Authorization": openai.Omit()} if omit_bearer else {}
         )
@@ -152,6 +156,14 @@ def parse_answer(completion: Any) -> ModelAnswer:
     if not isinstance(backend, str) or not backend:
         return ModelAnswer(None, "invalid_answer", detail=text[:500])
     return ModelAnswer(backend, None, detail=text[:500])
+
+
+def quiet_http_library_logs() -> None:
+    """No INFO line per model call (one per request at worst): WARNING, unless a level is set."""
+    for name in HTTP_LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def _required(env: Mapping[str, str], variable: str, field: str) -> str:

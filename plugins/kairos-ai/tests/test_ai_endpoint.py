@@ -45,6 +45,20 @@ async def test_api_key_from_environment_is_sent_but_never_logged_or_configured(
     assert SECRET not in caplog.text
     assert SECRET not in gw.loaded.config.model_dump_json()
     assert SECRET not in json.dumps(gw.gateway.runtime.pools["models"].balancer.describe({}))
+    for view in ("config", "upstreams", "metrics", "plugins"):
+        async with http.get(f"{gw.admin_url}/{view}") as response:
+            assert response.status == 200
+            shown = await response.text()
+            assert SECRET not in shown
+            if view == "config":  # even the variable's name is masked there
+                assert '"api_key_env": "**redacted**"' in shown
+            if view == "metrics":
+                assert (
+                    'kairos_ai_decisions_total{backend="b1",pool="models",reason="",source="ai"} 1.0'
+                    in shown
+                )
+                assert 'kairos_ai_llm_tokens_total{kind="prompt",pool="models"} 42.0' in shown
+                assert "kairos_ai_llm_latency_seconds_bucket" in shown
     prompts = [r.getMessage() for r in caplog.records if r.name == "kairos.ai"]
     assert any("prompt" in m and "acme" in m and "[redacted]" in m for m in prompts)
     assert not any("ann@example.com" in m for m in prompts)
@@ -188,3 +202,4 @@ async def test_kairos_serve_loads_both_components_from_a_yaml_file(
         await gateway.stop()
     assert fake_model.calls[0]["headers"]["Authorization"] == f"Bearer {SECRET}"
     assert not any(SECRET in line for line in gateway.stderr_lines + gateway.stdout_lines)
+    assert not any("HTTP Request" in line for line in gateway.stderr_lines)  # no line per call

@@ -67,6 +67,9 @@ def gateway_config(backends: list[str], model_url: str) -> dict[str, Any]:
 
     return {
         "admin": {"enabled": False},
+        # GatewayProcess stops reading stdout after the banner: a stdout access log would
+        # fill the pipe and stall the gateway (and it is not what is being measured).
+        "observability": {"access_log": {"enabled": False}},
         "upstreams": {
             "rr": {"backends": servers},
             "cached": {"backends": servers, "balancer": ai({"ttl": 3600, "key": ["method"]})},

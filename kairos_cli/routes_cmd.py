@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +15,7 @@ from multidict import CIMultiDict
 from kairos_cli.common import build_or_exit, load_or_exit
 from kairos_cli.routes_list_cmd import list_routes
 from kairos_core.router import RouteMatch, decode_params, normalize_path
+from kairos_core.runtime import Runtime
 from kairos_core.upstream.pool import NoBackendAvailable
 
 
@@ -28,9 +32,34 @@ routes.add_command(list_routes)
 @click.argument("method")
 @click.argument("url")
 @click.option("-H", "--header", "headers", multiple=True, help="Request header 'Name: value'.")
+@click.option(
+    "--body",
+    default=None,
+    help="Sample request body for the balancer's description; @FILE reads a file.",
+)
+@click.option(
+    "--live",
+    "--ask-model",
+    "live",
+    is_flag=True,
+    help="Let a balancer that describes its choice consult what it depends on (e.g. a model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def test_route(path: str, method: str, url: str, headers: tuple[str, ...], as_json: bool) -> None:
-    """Show which route of the config at PATH would serve METHOD URL, and what it would do."""
+def test_route(
+    path: str,
+    method: str,
+    url: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    live: bool,
+    as_json: bool,
+) -> None:
+    """Show which route of the config at PATH would serve METHOD URL, and what it would do.
+
+    When the route's balancer has a `describe(sample, live)` method, its result is shown too
+    (for example what an AI balancer would send to its model); nothing external is called
+    unless `--live` is given.
+    """
     loaded = load_or_exit(path)
     _gateway, runtime = build_or_exit(loaded)
     parts = urlsplit(
@@ -73,7 +102,43 @@ def test_route(path: str, method: str, url: str, headers: tuple[str, ...], as_js
         "upstream_url": upstream_url,
         "chain": route.chain,
     }
+    describe = getattr(route.pool.balancer, "describe", None)
+    if describe is not None:
+        sample = {
+            "method": method.upper(),
+            "path": parts.path or "/",
+            "query": parts.query,
+            "headers": list(request_headers.items()),
+            "body": _sample_body(body),
+        }
+        result["balancer"] = _describe(describe, sample, live, runtime)
     _emit(result, as_json)
+
+
+def _sample_body(body: str | None) -> bytes:
+    if body is None:
+        return b""
+    if body.startswith("@"):
+        try:
+            return Path(body[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(str(exc), param_hint="--body") from None
+    return body.encode()
+
+
+def _describe(describe: Any, sample: dict[str, Any], live: bool, runtime: Runtime) -> Any:
+    """Call the balancer's `describe`, awaiting it (then closing the runtime) when async."""
+    described = describe(sample, live)
+    if not inspect.isawaitable(described):
+        return described
+
+    async def settle() -> Any:
+        try:
+            return await described
+        finally:
+            await runtime.close()
+
+    return asyncio.run(settle())
 
 
 def _emit(result: dict[str, Any], as_json: bool) -> None:
@@ -97,3 +162,7 @@ def _emit(result: dict[str, Any], as_json: bool) -> None:
         click.echo(
             f"  {link['phase']:<10} {link['name']:<20} priority={link['priority']} ({link['scope']})"
         )
+    if "balancer" in result:
+        click.echo("balancer:")
+        for line in json.dumps(result["balancer"], indent=2, default=str).splitlines():
+            click.echo(f"  {line}")

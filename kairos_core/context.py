@@ -222,6 +222,8 @@ class RequestContext:
         self.body_started = True
         try:
             if self._body_prefix:
+                if len(self._body_prefix) > self.max_body_size:  # a peek already went too far
+                    raise RequestBodyTooLarge(self.max_body_size)
                 yield self._body_prefix
             async for chunk in self._stream_rest(len(self._body_prefix)):
                 yield chunk

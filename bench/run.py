@@ -40,7 +40,13 @@ def token() -> str:
     import jwt
 
     now = int(time.time())
-    claims = {"sub": "bench", "iss": "https://issuer.bench", "aud": "api", "iat": now, "exp": now + 7 * 86400}
+    claims = {
+        "sub": "bench",
+        "iss": "https://issuer.bench",
+        "aud": "api",
+        "iat": now,
+        "exp": now + 7 * 86400,
+    }
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
@@ -60,7 +66,11 @@ def main() -> int:
             env.update(REPS="1", DURATION="3s", WARMUP="1s")
         else:
             env.update(REPS=str(args.reps))
-        command = [str(HERE / "anchors" / "proxy_anchors.sh"), "--only", "backend,nginx-1w,aiohttp-uvloop,aiohttp-uvloop-2p"]
+        command = [
+            str(HERE / "anchors" / "proxy_anchors.sh"),
+            "--only",
+            "backend,nginx-1w,aiohttp-uvloop,aiohttp-uvloop-2p",
+        ]
         for spec in kairos_targets(kairos):
             command += ["--add", spec]
         table = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -68,8 +78,18 @@ def main() -> int:
         report += ["## Proxy comparison (wrk -c50, 213-byte body)\n", table.stdout, ""]
     for title, script in (
         ("Router", [sys.executable, str(HERE / "micro_router.py")]),
-        ("JWT verification", [sys.executable, str(ROOT / "plugins/kairos-jwt/bench/bench_verify.py")]),
-        ("Rate-limit checks", [sys.executable, str(ROOT / "plugins/kairos-ratelimit/bench/bench_checks.py"), "--quick"]),
+        (
+            "JWT verification",
+            [sys.executable, str(ROOT / "plugins/kairos-jwt/bench/bench_verify.py")],
+        ),
+        (
+            "Rate-limit checks",
+            [
+                sys.executable,
+                str(ROOT / "plugins/kairos-ratelimit/bench/bench_checks.py"),
+                "--quick",
+            ],
+        ),
     ):
         result = subprocess.run(script, capture_output=True, text=True, check=False, cwd=ROOT)
         report += [f"## {title}\n", result.stdout or result.stderr[-2000:], ""]

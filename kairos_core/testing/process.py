@@ -34,6 +34,7 @@ class GatewayProcess:
         self.stdout_lines: list[str] = []
         self.stderr_lines: list[str] = []
         self._stderr_task: asyncio.Task[None] | None = None
+        self._stdout_task: asyncio.Task[None] | None = None
         self._terminating = False
 
     @property
@@ -71,7 +72,16 @@ class GatewayProcess:
         except BaseException:
             await self.stop()
             raise
+        # keep reading stdout (access log lines): a full pipe would block the gateway
+        self._stdout_task = asyncio.create_task(self._drain_stdout())
         return self
+
+    async def _drain_stdout(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            if len(self.stdout_lines) < 10_000:
+                self.stdout_lines.append(raw.decode(errors="replace"))
 
     async def _read_banner(self) -> None:
         assert self.proc is not None
@@ -121,10 +131,12 @@ class GatewayProcess:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if self._stderr_task is not None:
+        for task in (self._stderr_task, self._stdout_task):
+            if task is None:
+                continue
             try:
                 async with asyncio.timeout(2):
-                    await self._stderr_task
+                    await task
             except TimeoutError:
-                self._stderr_task.cancel()
+                task.cancel()
         return proc.returncode

@@ -41,7 +41,7 @@ class SentResponse(web.StreamResponse):
         """Whether aiohttp may read another request from this connection."""
         return self._kairos_keep_alive
 
-    async def prepare(self, request: web.BaseRequest) -> None:  # type: ignore[override]
+    async def prepare(self, request: web.BaseRequest) -> None:
         """Already sent."""
         return None
 

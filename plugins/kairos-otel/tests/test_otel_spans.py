@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import kairos_otel
 from kairos_otel.testing import OtlpReceiver, free_port, parse_traceparent
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
+
+from kairos_core import (
+    BuildContext,
+    Handler,
+    Middleware,
+    NoConfig,
+    RequestContext,
+    Response,
+    StagePlugin,
+    hookimpl,
+)
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -187,3 +200,33 @@ async def test_route_entries_share_one_exporter_and_can_differ(
             assert response.status == 200
     (exported,) = await receiver.wait_for(1)
     assert exported.attributes["http.route"] == "loud"
+
+
+class FailingStage:
+    """Registers `explode`: a transformer that raises inside the chain."""
+
+    @hookimpl
+    def register_transformers(self, register: Callable[[StagePlugin[Any]], None]) -> None:
+        """Register `explode`."""
+
+        def build(config: NoConfig, context: BuildContext) -> Middleware:
+            async def explode(ctx: RequestContext, call_next: Handler) -> Response:
+                raise RuntimeError("boom")
+
+            return explode
+
+        register(StagePlugin(name="explode", build=build))
+
+
+async def test_a_stage_that_raises_is_an_error_span(
+    kairos_gateway, echo_backend, receiver: OtlpReceiver, otel_gateway_config, http
+) -> None:
+    config = otel_gateway_config(echo_backend.url, receiver.url)
+    config["routes"][0]["plugins"] = [{"name": "explode"}]
+    gw = await kairos_gateway(config, [kairos_otel, FailingStage()])
+    async with http.get(gw.url + "/x") as response:
+        assert response.status == 500
+    (exported,) = await receiver.wait_for(1)
+    assert exported.attributes["error.type"] == "RuntimeError"
+    assert exported.attributes["http.response.status_code"] == 500
+    assert exported.span.status.code == Status.STATUS_CODE_ERROR

@@ -11,7 +11,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import monotonic
+from typing import cast
 
+from multidict import CIMultiDict
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -130,8 +132,9 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
             stats.upstream.observe(elapsed)
         if observe is not None:
             observe(backend, elapsed, status < 500)
+        end_to_end = upstream.headers if upstream.end_to_end else response_headers(upstream.headers)
         response = Response(
-            status, response_headers(upstream.headers), upstream.body, upstream.reason
+            status, cast("CIMultiDict[str]", end_to_end), upstream.body, upstream.reason
         )
         response.on_close(backend.release)
         return Attempt(response, backend, status, True)

@@ -79,7 +79,7 @@ async def send_response(
             )
         finally:
             await response.close()
-        return SentResponse(status, keep_alive), 0 if no_body else len(body)
+        return _sent(keep_alive), 0 if no_body else len(body)
     if no_body:
         framing = ""
     elif "Content-Length" in headers:
@@ -111,10 +111,21 @@ async def send_response(
         transport = request.transport
         if transport is not None:
             transport.close()
-        return SentResponse(status, False), sent
+        return _sent(False), sent
     await response.close()
     await writer.write(head + (b"0\r\n\r\n" if framing == "chunked" else b""))
-    return SentResponse(status, keep_alive), sent
+    return _sent(keep_alive), sent
+
+
+_SENT: dict[bool, SentResponse] = {}
+
+
+def _sent(keep_alive: bool) -> SentResponse:
+    """One shared stand-in per keep-alive verdict (aiohttp only reads `keep_alive` from it)."""
+    sent = _SENT.get(keep_alive)
+    if sent is None:
+        sent = _SENT[keep_alive] = SentResponse(200, keep_alive)
+    return sent
 
 
 _DATE = {"second": -1, "value": ""}

@@ -40,7 +40,7 @@ class UpstreamError(Exception):
 class UpstreamResponse:
     """A backend's response head; `body` streams the rest and releases the connection."""
 
-    __slots__ = ("_raw", "body", "headers", "reason", "status")
+    __slots__ = ("_raw", "body", "end_to_end", "headers", "reason", "status")
 
     def __init__(
         self,
@@ -49,12 +49,15 @@ class UpstreamResponse:
         headers: CIMultiDictProxy[str] | CIMultiDict[str],
         body: AsyncIterator[bytes],
         raw: aiohttp.ClientResponse | None = None,
+        end_to_end: bool = False,
     ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.body = body
         self._raw = raw
+        self.end_to_end = end_to_end
+        """True when `headers` is a fresh mutable copy without connection-specific fields."""
 
 
 class UpstreamClient(Protocol):

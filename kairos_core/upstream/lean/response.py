@@ -11,6 +11,7 @@ from collections import deque
 from httptools import HttpParserError, HttpResponseParser
 from multidict import CIMultiDict
 
+from kairos_core.forwarding import HOP_BY_HOP
 from kairos_core.upstream.client import UpstreamError
 
 
@@ -56,6 +57,15 @@ class ResponseParsing:
     def headers(self) -> CIMultiDict[str]:
         """The final response's headers, in order, duplicates kept."""
         return CIMultiDict(self.raw_headers)
+
+    def end_to_end_headers(self) -> CIMultiDict[str]:
+        """The final response's headers minus the connection-specific ones (in order)."""
+        raw = self.raw_headers
+        drop = HOP_BY_HOP
+        for name, value in raw:
+            if name.lower() == "connection":
+                drop = drop | {token.strip().lower() for token in value.split(",")}
+        return CIMultiDict([(name, value) for name, value in raw if name.lower() not in drop])
 
     def delimited_by_close(self) -> bool:
         """The body runs until the connection closes (no Content-Length, not chunked)."""

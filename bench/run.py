@@ -50,6 +50,48 @@ def token() -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+def _p99(output: str) -> float:
+    for line in output.splitlines():
+        if line.strip().startswith("99%"):
+            return float(line.split("in")[1].split()[0]) * 1000
+    return float("nan")
+
+
+def fixed_load(kairos: str) -> str:
+    """p50/p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
+    backend_conf = "/tmp/benchlab/run/backend.conf"
+    nginx = subprocess.Popen(
+        ["nginx", "-c", backend_conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    gateway = subprocess.Popen(
+        [kairos, "serve", "--config", str(HERE / "configs" / "bare.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3)
+        rows = []
+        for name, url in (
+            ("backend direct", "http://127.0.0.1:27080/api/item?id=1"),
+            ("kairos-bare", "http://127.0.0.1:27090/api/item?id=1"),
+        ):
+            out = subprocess.run(
+                ["hey", "-z", "10s", "-c", "50", "-q", "40", url],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            rows.append((name, _p99(out)))
+        added = rows[1][1] - rows[0][1]
+        lines = ["| target | p99 ms |", "|---|---:|", *(f"| {n} | {v:.2f} |" for n, v in rows)]
+        return "\n".join(lines) + f"\n\np99 added by the gateway: {added:.2f} ms (target <= 2 ms)\n"
+    finally:
+        gateway.terminate()
+        nginx.terminate()
+        gateway.wait(10)
+        nginx.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="one short rep: checks the wiring")
@@ -76,6 +118,12 @@ def main() -> int:
         table = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         sys.stderr.write(table.stderr[-3000:])
         report += ["## Proxy comparison (wrk -c50, 213-byte body)\n", table.stdout, ""]
+    if not args.no_proxy and shutil.which("hey"):
+        report += [
+            "## Latency at a fixed load (hey -c 50 -q 40, 2,000 req/s, 10 s)\n",
+            fixed_load(kairos),
+            "",
+        ]
     for title, script in (
         ("Router", [sys.executable, str(HERE / "micro_router.py")]),
         (

@@ -277,7 +277,22 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def raise_open_file_limit() -> None:
+    """Allow as many open sockets as the hard limit permits (each client connection uses one)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.debug("could not raise the open file limit from %d to %d", soft, hard)
+
+
 def run(coro: Any) -> Any:
     """Run a coroutine to completion on a fresh (uvloop when available) event loop."""
+    raise_open_file_limit()
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)

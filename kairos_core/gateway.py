@@ -7,13 +7,14 @@ import inspect
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kairos_core.config.errors import ConfigError, ConfigProblem
 from kairos_core.config.loader import LoadedConfig
-from kairos_core.config.models import ListenerConfig
+from kairos_core.config.models import ListenerConfig, ListenerTLS
 from kairos_core.config.observability import AccessLogConfig
 from kairos_core.forwarding import TrustedProxies
 from kairos_core.metrics import Metrics
@@ -26,7 +27,7 @@ from kairos_core.server.redirect import redirect_handler
 from kairos_core.telemetry.access_log import AccessLog
 from kairos_core.telemetry.core_metrics import CoreMetrics, forget_backends, watch_backends
 from kairos_core.telemetry.observer import RequestObserver
-from kairos_core.tls import listener_context
+from kairos_core.tls import ServerTLS
 
 log = logging.getLogger("kairos.gateway")
 
@@ -39,6 +40,7 @@ class BoundListener:
     server: asyncio.AbstractServer
     http: KairosServer
     url: str
+    tls: ServerTLS | None = None
 
 
 class Gateway:
@@ -172,7 +174,8 @@ class Gateway:
     async def _listen(self, listener: ListenerConfig) -> BoundListener:
         loop = asyncio.get_running_loop()
         server_config = self._loaded.config.server
-        ssl_context = listener_context(listener.tls) if listener.tls else None
+        tls = ServerTLS(listener.tls) if listener.tls else None
+        ssl_context = tls.context if tls else None
         scheme = "https" if ssl_context else "http"
         if listener.redirect_to_https:
             handler: Any = redirect_handler(listener.redirect_to_https)
@@ -207,7 +210,7 @@ class Gateway:
             shown_host = f"[{shown_host}]"
         url = f"{scheme}://{shown_host}:{port}"
         log.info("listening on %s (%s)", url, listener.name or "http")
-        return BoundListener(listener, server, http, url)
+        return BoundListener(listener, server, http, url, tls)
 
     async def _start_services(self, runtime: Runtime, listeners: Iterable[ListenerConfig]) -> None:
         assert self.registry is not None
@@ -229,10 +232,13 @@ class Gateway:
     async def reload(self, loaded: LoadedConfig) -> None:
         """Build `loaded` aside, swap it in at once, then retire the old runtime when idle."""
         try:
+            certificates = self._load_certificates(loaded)
             runtime = self.prepare(loaded)
         except Exception:
             self.core.reloads.labels("failure").inc()
             raise
+        for tls, listener_tls, contexts in certificates:
+            tls.install(listener_tls, contexts)
         self.core.reloads.labels("success").inc()
         old = self._runtime
         if old is not None:
@@ -246,6 +252,18 @@ class Gateway:
             task = asyncio.get_running_loop().create_task(self._retire(old))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+
+    def _load_certificates(
+        self, loaded: LoadedConfig
+    ) -> list[tuple[ServerTLS, ListenerTLS, list[ssl.SSLContext]]]:
+        """Read again the certificates of every bound HTTPS listener the new config still has."""
+        wanted = {(new.host, new.port): new.tls for new in loaded.config.listeners if new.tls}
+        staged = []
+        for bound in self.listeners:
+            listener_tls = wanted.get((bound.config.host, bound.config.port))
+            if bound.tls is not None and listener_tls is not None:
+                staged.append((bound.tls, listener_tls, ServerTLS.build(listener_tls)))
+        return staged
 
     async def _retire(self, old: Runtime, poll: float = 0.5) -> None:
         """Close a replaced runtime once the requests and streams that started on it are over."""

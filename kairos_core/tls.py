@@ -12,40 +12,66 @@ class TLSConfigError(ValueError):
     """A certificate, key or CA file cannot be used."""
 
 
-def listener_context(config: ListenerTLS) -> ssl.SSLContext:
-    """A server context serving the first certificate by default and others by SNI name."""
-    contexts = [_server_context(config, cert.cert, cert.key) for cert in config.certificates]
-    default = contexts[0]
-    exact: dict[str, ssl.SSLContext] = {}
-    wildcard: dict[str, ssl.SSLContext] = {}
-    for cert, ctx in zip(config.certificates, contexts, strict=True):
-        for name in cert.server_names:
-            name = name.lower()
-            if name.startswith("*."):
-                wildcard.setdefault(name[2:], ctx)
-            else:
-                exact.setdefault(name, ctx)
-    if exact or wildcard:
+class ServerTLS:
+    """A listener's SSL context; a reload swaps in new certificates without rebinding the socket.
 
-        def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
-            if not server_name:
-                return
+    `context` is given to the server once. Its SNI callback hands every handshake to the
+    current certificate set (the first certificate by default, others by server name), so
+    replacing that set affects every new connection and none already open.
+    """
+
+    def __init__(self, config: ListenerTLS) -> None:
+        contexts = self.build(config)
+        self.context = contexts[0]
+        self._default = contexts[0]
+        self._exact: dict[str, ssl.SSLContext] = {}
+        self._wildcard: dict[str, ssl.SSLContext] = {}
+        self.install(config, contexts)
+        self.context.sni_callback = self._choose
+
+    @staticmethod
+    def build(config: ListenerTLS) -> list[ssl.SSLContext]:
+        """Load every certificate of `config` (raises TLSConfigError); nothing changes yet."""
+        return [_server_context(config, cert.cert, cert.key) for cert in config.certificates]
+
+    def install(self, config: ListenerTLS, contexts: list[ssl.SSLContext]) -> None:
+        """Serve `contexts` (from `build(config)`) to every new connection."""
+        self.context.minimum_version = _minimum_version(config)
+        self.context.verify_mode = _verify_mode(config)
+        exact: dict[str, ssl.SSLContext] = {}
+        wildcard: dict[str, ssl.SSLContext] = {}
+        for cert, ctx in zip(config.certificates, contexts, strict=True):
+            for name in cert.server_names:
+                name = name.lower()
+                if name.startswith("*."):
+                    wildcard.setdefault(name[2:], ctx)
+                else:
+                    exact.setdefault(name, ctx)
+        self._default, self._exact, self._wildcard = contexts[0], exact, wildcard
+
+    def _choose(self, sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        chosen = None
+        if server_name:
             name = server_name.lower()
-            chosen = exact.get(name)
+            chosen = self._exact.get(name)
             if chosen is None and "." in name:
-                chosen = wildcard.get(name.split(".", 1)[1])
-            if chosen is not None:
-                sock.context = chosen
+                chosen = self._wildcard.get(name.split(".", 1)[1])
+        sock.context = chosen or self._default
 
-        default.sni_callback = choose
-    return default
+
+def _minimum_version(config: ListenerTLS) -> ssl.TLSVersion:
+    return ssl.TLSVersion.TLSv1_3 if config.min_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+
+
+def _verify_mode(config: ListenerTLS) -> ssl.VerifyMode:
+    if config.client_cert == "none":
+        return ssl.CERT_NONE
+    return ssl.CERT_REQUIRED if config.client_cert == "required" else ssl.CERT_OPTIONAL
 
 
 def _server_context(config: ListenerTLS, cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = (
-        ssl.TLSVersion.TLSv1_3 if config.min_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
-    )
+    ctx.minimum_version = _minimum_version(config)
     ctx.set_alpn_protocols(["http/1.1"])
     try:
         ctx.load_cert_chain(cert, key)
@@ -57,9 +83,7 @@ def _server_context(config: ListenerTLS, cert: str, key: str) -> ssl.SSLContext:
             ctx.load_verify_locations(cafile=config.client_ca)
         except (OSError, ssl.SSLError) as exc:
             raise TLSConfigError(f"cannot load client CA {config.client_ca}: {_why(exc)}") from None
-        ctx.verify_mode = (
-            ssl.CERT_REQUIRED if config.client_cert == "required" else ssl.CERT_OPTIONAL
-        )
+        ctx.verify_mode = _verify_mode(config)
     return ctx
 
 

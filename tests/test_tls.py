@@ -13,6 +13,7 @@ import trustme
 from aiohttp import web
 
 from kairos_core.testing import start_backend
+from kairos_core.tls import TLSConfigError
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +262,34 @@ async def test_unreadable_certificate_is_a_clear_error(tmp_path) -> None:
             pass
     async with start_backend(web.Application()):
         pass
+
+
+async def test_reload_reads_certificates_again(kairos_gateway, echo_backend, ca, tmp_path) -> None:
+    cert, key = write_pair(ca.issue_cert("old.example.test"), tmp_path, "site")
+    config = {
+        "listeners": [
+            {"host": "127.0.0.1", "port": 0, "tls": {"certificates": [{"cert": cert, "key": key}]}}
+        ],
+        "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
+    }
+    gw = await kairos_gateway(config)
+    port = int(gw.url.rsplit(":", 1)[1])
+    assert await peer_certificate_names(port, "old.example.test", ca) == ["old.example.test"]
+    # an open connection made before the reload keeps working after it
+    connector = aiohttp.TCPConnector(ssl=client_context(ca), limit=1)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        url = f"https://127.0.0.1:{port}/before"
+        async with session.get(url, server_hostname="old.example.test") as response:
+            assert response.status == 200
+
+        write_pair(ca.issue_cert("new.example.test"), tmp_path, "site")  # renewed in place
+        await gw.reload(config)
+        assert await peer_certificate_names(port, "new.example.test", ca) == ["new.example.test"]
+        async with session.get(url, server_hostname="old.example.test") as response:
+            assert response.status == 200
+
+    # a broken certificate on reload: the reload fails and the current one keeps serving
+    Path(cert).write_text("not a certificate")  # noqa: ASYNC240 - a tiny test file
+    with pytest.raises(TLSConfigError, match="cannot load certificate"):
+        await gw.reload(config)
+    assert await peer_certificate_names(port, "new.example.test", ca) == ["new.example.test"]

@@ -1,4 +1,4 @@
-"""Sessions: the whole suite, each plugin alone, lint and docs (default); slow/bench on demand."""
+"""Sessions: the whole suite, each plugin alone, lint and docs (default); slow and bench on demand."""
 
 from __future__ import annotations
 
@@ -77,3 +77,10 @@ def slow(session: nox.Session) -> None:
     paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     env = {"KAIROS_BIG_TRANSFER": os.environ.get("KAIROS_BIG_TRANSFER", str(1024**3))}
     session.run("pytest", "-ra", "-m", "slow", *paths, *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Kairos beside nginx and a minimal aiohttp proxy, plus microbenchmarks (`-- --smoke`)."""
+    _install_everything(session)
+    session.run("python", "bench/run.py", *session.posargs)

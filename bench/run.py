@@ -127,6 +127,10 @@ def main() -> int:
     for title, script in (
         ("Router", [sys.executable, str(HERE / "micro_router.py")]),
         (
+            "WebSocket relay (50 connections, 32-byte messages)",
+            [sys.executable, str(HERE / "ws_relay.py"), "--seconds", "3" if args.smoke else "10"],
+        ),
+        (
             "JWT verification",
             [sys.executable, str(ROOT / "plugins/kairos-jwt/bench/bench_verify.py")],
         ),

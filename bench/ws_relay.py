@@ -1,0 +1,137 @@
+"""WebSocket messages relayed per second: through `kairos serve` beside direct to the backend.
+
+    python bench/ws_relay.py [--connections 50] [--seconds 10] [--size 32]
+
+The backend is an aiohttp echo server in its own process, the gateway `kairos serve` in
+another, the load generator (50 connections, each sending its next message when the echo of
+the last arrives) in this one. Only the ratio means anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+BACKEND = """
+import sys
+from aiohttp import web
+
+async def echo(request):
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for message in ws:
+        await ws.send_str(message.data)
+    return ws
+
+app = web.Application()
+app.router.add_get("/ws", echo)
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    """Return once something accepts connections on `port`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def relay(url: str, connections: int, seconds: float, size: int) -> float:
+    """Messages per second echoed over `connections` sockets for `seconds`."""
+    payload = "x" * size
+    counts = [0] * connections
+    stop = time.monotonic() + seconds
+
+    async def one(index: int, session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(url) as ws:
+            while time.monotonic() < stop:
+                await ws.send_str(payload)
+                await ws.receive()
+                counts[index] += 1
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.monotonic()
+        await asyncio.gather(*(one(i, session) for i in range(connections)))
+        return sum(counts) / (time.monotonic() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--size", type=int, default=32)
+    args = parser.parse_args()
+    kairos = shutil.which("kairos", path=str(Path(sys.executable).parent)) or "kairos"
+    backend_port, gateway_port = free_port(), free_port()
+    config = (
+        f"listeners: [{{host: 127.0.0.1, port: {gateway_port}}}]\n"
+        "admin: {enabled: false}\n"
+        "observability: {metrics: {enabled: false}, access_log: {enabled: false}}\n"
+        "routes:\n"
+        f"  - {{name: ws, prefix: /, upstream: {{backends: [{{url: 'http://127.0.0.1:{backend_port}'}}]}}}}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = Path(tmp) / "ws.yaml"
+        config_path.write_text(config)
+        backend = subprocess.Popen([sys.executable, "-c", BACKEND, str(backend_port)])
+        gateway = subprocess.Popen(
+            [kairos, "serve", "--config", str(config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            asyncio.run(wait_for_port(backend_port))
+            asyncio.run(wait_for_port(gateway_port))
+            direct = asyncio.run(
+                relay(
+                    f"ws://127.0.0.1:{backend_port}/ws", args.connections, args.seconds, args.size
+                )
+            )
+            through = asyncio.run(
+                relay(
+                    f"ws://127.0.0.1:{gateway_port}/ws", args.connections, args.seconds, args.size
+                )
+            )
+        finally:
+            for process in (gateway, backend):
+                process.terminate()
+                process.wait(10)
+    print("| path | messages/s |")
+    print("|---|---:|")
+    print(f"| direct to the backend | {direct:,.0f} |")
+    print(f"| through kairos | {through:,.0f} |")
+    print(f"\nthrough ÷ direct: {through / direct:.2f} (target >= 0.50)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

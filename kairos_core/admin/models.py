@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -129,10 +127,3 @@ class ReloadResult(_Model):
     ok: bool
     error: str | None = None
     workers: int | None = None
-
-
-class PurgeResult(_Model):
-    """How many cache entries a purge removed (summed over workers)."""
-
-    purged: int = 0
-    results: list[Any] = Field(default_factory=list)

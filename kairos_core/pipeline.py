@@ -109,10 +109,15 @@ def auth_stage(
         a.authenticator.challenge for a in authenticators if a.authenticator.challenge
     )
     methods = [a.authenticator for a in authenticators]
+    reserved = tuple(dict.fromkeys(h for m in methods for h in getattr(m, "gateway_headers", ())))
 
     async def authenticate(ctx: RequestContext) -> Response:
         failure: AuthFailure | None = None
         consumer: Consumer | None = None
+        if reserved:
+            headers = ctx.headers
+            for name in reserved:
+                headers.popall(name, None)  # only the gateway may set these
         for method in methods:
             try:
                 consumer = await method.authenticate(ctx)

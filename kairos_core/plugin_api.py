@@ -118,6 +118,11 @@ class Authenticator(Protocol):
     challenge: str
     """The `WWW-Authenticate` value sent when no credential is given (e.g. `Bearer`)."""
 
+    # Optional: `gateway_headers: tuple[str, ...]`, headers this method sets for the backend
+    # (forwarded claims, certificate subject). The core removes them from every request on the
+    # route before any method runs, so a client cannot pass them in while another method
+    # (which never touches them) accepts its credential.
+
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         """Return the consumer, None when no credential of this kind is present, or raise."""
         ...

@@ -53,6 +53,8 @@ class RefusingBearer:
     """Refuses every bearer token with 403 (to see which failure wins)."""
 
     challenge = "Bearer"
+    gateway_headers = ("X-Token-Sub",)
+    """What a real bearer method would forward; the core strips it from every request."""
 
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         if "Authorization" not in ctx.headers:
@@ -170,3 +172,15 @@ async def test_pre_auth_plugin_cannot_be_set_per_consumer(kairos_gateway, echo_b
     config["consumers"][1]["plugins"] = [{"name": "per-ip"}]
     with pytest.raises(ConfigError, match="runs before authentication"):
         await kairos_gateway(config, plugins=[AuthProbe()])
+
+
+async def test_gateway_headers_are_stripped_even_when_another_method_accepts(
+    kairos_gateway, echo_backend, http
+):
+    gw = await kairos_gateway(gateway_config(echo_backend.url), plugins=[AuthProbe()])
+    headers = {"X-Key": "k-bob", "X-Token-Sub": "admin"}  # keys accepts; bearer never runs
+    async with http.get(gw.url + "/", headers=headers) as response:
+        assert response.status == 200
+        seen = (await response.json())["headers"]
+    assert "X-Token-Sub" not in seen
+    assert seen["X-Consumer"] == "bob"

@@ -26,7 +26,8 @@ class JwtAuthenticator:
         self.verifier = verifier
         self.challenge = f"Bearer realm={_quoted(config.realm)}"
         self._locator = TokenLocator(config.token_sources)
-        self._forward_headers = tuple(config.forward_claims.values())
+        self.gateway_headers = tuple(config.forward_claims.values())
+        """Removed from requests by the core before any authenticator runs."""
         self._strip = config.strip_credential
 
     async def start(self) -> None:
@@ -40,8 +41,6 @@ class JwtAuthenticator:
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         """The token's consumer; None without a token; AuthFailure when it is not acceptable."""
         headers = ctx.headers
-        for name in self._forward_headers:
-            headers.popall(name, None)  # only the gateway may set these
         try:
             found = self._locator.find(ctx)
             if found is None:

@@ -82,15 +82,16 @@ class MtlsAuthenticator:
         self._require = config.require_configured_consumer
         self._subject_header = config.forward_subject
         self._fingerprint_header = config.forward_fingerprint
+        self.gateway_headers = tuple(
+            h for h in (config.forward_subject, config.forward_fingerprint) if h is not None
+        )
+        """Removed from requests by the core before any authenticator runs."""
         self._clock = clock
         self._verdicts: dict[bytes, CertificateVerdict] = {}
 
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         """The certificate's consumer; None without one; AuthFailure when it is not acceptable."""
         headers = ctx.headers
-        for header in (self._subject_header, self._fingerprint_header):
-            if header is not None:
-                headers.popall(header, None)  # only the gateway may set these
         der = _peer_certificate(ctx)
         if der is None:
             return None

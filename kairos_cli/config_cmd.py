@@ -16,7 +16,8 @@ from kairos_core.client import ReloadFailed
 
 @click.group()
 def config() -> None:
-    """The configuration of a running gateway: show it, reload it, check a file against it."""
+    """The configuration of a running gateway (show, reload, validate a file against it), and
+    migrating a seed config.json."""
 
 
 @config.command("show")

@@ -6,6 +6,7 @@ import click
 
 from kairos_cli.backends_cmd import backends
 from kairos_cli.config_cmd import config
+from kairos_cli.config_migrate import migrate
 from kairos_cli.health_cmd import health
 from kairos_cli.metrics_cmd import metrics
 from kairos_cli.plugins_cmd import plugins
@@ -72,3 +73,4 @@ cli.add_command(health)
 cli.add_command(metrics)
 cli.add_command(backends)
 cli.add_command(config)
+config.add_command(migrate)

@@ -6,7 +6,14 @@ import click
 
 from kairos_core.config.errors import ConfigError
 from kairos_core.plugins import PluginError
-from kairos_core.process import ServeInfo, ServeOptions, resolve_config, run, serve_single
+from kairos_core.process import (
+    ServeInfo,
+    ServeOptions,
+    log_config_warnings,
+    resolve_config,
+    run,
+    serve_single,
+)
 from kairos_core.telemetry.logs import configure_logging
 from kairos_core.tls import TLSConfigError
 from kairos_core.version import __version__
@@ -64,6 +71,7 @@ def serve(
         loaded = resolve_config(options)
         logs = loaded.config.observability.logs
         configure_logging((ctx.obj or {}).get("log_level") or logs.level, logs.format)
+        log_config_warnings(loaded)
         if workers > 1:
             from kairos_core.workers import serve_workers
 

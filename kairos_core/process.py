@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -105,7 +106,14 @@ def apply_overrides(loaded: LoadedConfig, options: ServeOptions) -> LoadedConfig
             raise ConfigError.single("command line", ("--admin",), "expected HOST:PORT or off")
         data["admin"]["host"] = host.strip("[]") or data["admin"]["host"]
         data["admin"]["port"] = int(port)
-    return validate_config(data, loaded.source, loaded.lines)
+    overridden = validate_config(data, loaded.source, loaded.lines, loaded.warnings)
+    return dataclasses.replace(overridden, env_values=loaded.env_values)
+
+
+def log_config_warnings(loaded: LoadedConfig) -> None:
+    """Log what a config loaded with warnings about (such as seed settings without equivalent)."""
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning)
 
 
 class LocalControl:
@@ -203,6 +211,7 @@ async def serve_single(
             try:
                 fresh = apply_overrides(load_config(options.config_path), options)
                 await gateway.reload(fresh)
+                log_config_warnings(fresh)
             except (ConfigError, Exception) as exc:  # keep serving the old config
                 log.error("reload failed, keeping the current configuration:\n%s", exc)
                 return {"ok": False, "error": str(exc)}

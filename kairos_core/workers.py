@@ -32,6 +32,7 @@ from kairos_core.process import (
     ServeInfo,
     ServeOptions,
     apply_overrides,
+    log_config_warnings,
     run,
     start_admin,
     watch_file,
@@ -445,6 +446,7 @@ async def _supervise(
             if failed:
                 return {"ok": False, "error": "; ".join(str(f) for f in failed)}
             fleet.loaded = fresh
+            log_config_warnings(fresh)
             log.info("configuration reloaded in %d workers", len(replies))
             return {"ok": True, "workers": len(replies)}
 

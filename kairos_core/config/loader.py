@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from kairos_core.config.errors import ConfigError, ConfigProblem, Loc, problems_from_validation
 from kairos_core.config.models import GatewayConfig
+from kairos_core.config.seed import convert_seed, is_seed_config
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
 
@@ -63,15 +64,23 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
 def load_config_text(
     text: str, source: str = "<config>", env: Mapping[str, str] | None = None
 ) -> LoadedConfig:
-    """Parse and validate config text; JSON when it looks like JSON, YAML otherwise."""
+    """Parse and validate config text; JSON when it looks like JSON, YAML otherwise.
+
+    A document in the seed system's `config.json` format is converted first; what has no
+    equivalent is listed in the result's `warnings`.
+    """
     data, lines = parse_document(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError.single(source, (), "the top level must be a mapping", 1)
+    warnings: tuple[str, ...] = ()
+    if is_seed_config(data, source, lines):
+        converted = convert_seed(data, source, lines)
+        data, lines, warnings = converted.data, converted.lines, converted.warnings
     substituted: set[str] = set()
     data = interpolate(data, os.environ if env is None else env, source, lines, found=substituted)
-    loaded = validate_config(data, source, lines)
+    loaded = validate_config(data, source, lines, warnings)
     return dataclasses.replace(loaded, env_values=frozenset(v for v in substituted if len(v) >= 4))
 
 

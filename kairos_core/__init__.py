@@ -1,6 +1,7 @@
 """Kairos: a plugin-oriented API gateway. This module is the public face plugins build on."""
 
 from kairos_core.admin.app import control_plane
+from kairos_core.admin.body import json_error, read_json_body
 from kairos_core.context import Consumer, RequestBodyTooLarge, RequestContext
 from kairos_core.hookspecs import hookimpl
 from kairos_core.plugin_api import (
@@ -63,4 +64,6 @@ __all__ = [
     "control_plane",
     "error_response",
     "hookimpl",
+    "json_error",
+    "read_json_body",
 ]

@@ -213,3 +213,6 @@ class AdminRoute:
     public: bool = False
     """Serve without the admin token (static assets only; never data)."""
     name: str = ""
+    body: type[BaseModel] | None = None
+    """The JSON body the endpoint takes: described in the OpenAPI document; read it in the
+    handler with `read_json_body(request, model)` (a 400 naming the field when it is wrong)."""

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from kairos_core.admin.auth import PUBLIC_KEY, token_middleware
+from kairos_core.admin.body import json_error
 from kairos_core.admin.stream import stream
 from kairos_core.config.models import AdminConfig
 from kairos_core.control import ControlPlane
@@ -21,13 +22,6 @@ PUBLIC_PATHS = frozenset({"/health", "/live", "/ready"})
 MAX_CANDIDATE = 4 * 1024 * 1024
 BLANK = " \t\r\n"
 """A candidate of only these characters is refused (the OpenAPI document says the same)."""
-
-
-def json_error(status: int, error_type: str, message: str) -> web.Response:
-    """The admin API's error body."""
-    return web.json_response(
-        {"status": status, "type": error_type, "message": message}, status=status
-    )
 
 
 async def health(request: web.Request) -> web.Response:

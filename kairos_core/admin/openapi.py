@@ -166,6 +166,15 @@ def build_openapi(plugin_routes: Iterable[AdminRoute] = ()) -> dict[str, Any]:
                 },
             },
         }
+        if route.body is not None:
+            schema = route.body.model_json_schema(ref_template=_REF)  # inline: names may clash
+            components.update(schema.pop("$defs", {}))
+            content = {"application/json": {"schema": schema}}
+            operation["requestBody"] = {"required": True, "content": content}
+            operation["responses"]["400"] = {
+                "description": "Invalid body",
+                "content": {"application/json": {"schema": error}},
+            }
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

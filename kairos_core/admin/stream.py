@@ -119,7 +119,8 @@ def _stats(
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """GET /stream?interval=SECONDS&routes=a,b: live metrics over a WebSocket."""
-    from kairos_core.admin.app import CONTROL_KEY, json_error
+    from kairos_core.admin.app import CONTROL_KEY
+    from kairos_core.admin.body import json_error
 
     try:
         interval = float(request.query.get("interval", "1"))

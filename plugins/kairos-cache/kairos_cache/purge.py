@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kairos_cache.keys import PurgeFilter
 from kairos_cache.redis_store import RedisClients
 from kairos_cache.stores import CacheStore, StoreUnavailable
-from kairos_core import AdminRoute, control_plane
+from kairos_core import AdminRoute, control_plane, json_error, read_json_body
 
 log = logging.getLogger("kairos.cache")
 
@@ -78,23 +78,13 @@ class CacheRegistry:
 
 async def purge_endpoint(request: web.Request) -> web.Response:
     """`POST /cache/purge` with `{"key"|"route"|"prefix"|"all"}`: purge in every worker."""
+    body = await read_json_body(request, PurgeRequest)
     try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "invalid_json", "the request body must be a JSON object")
-    if not isinstance(body, dict):
-        return _error(400, "invalid_json", "the request body must be a JSON object")
-    try:
-        PurgeRequest.model_validate(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        results = await control_plane(request).broadcast(
+            COMMAND, body.model_dump(mode="json", exclude_defaults=True)
         )
-        return _error(400, "invalid_purge", problems)
-    try:
-        results = await control_plane(request).broadcast(COMMAND, body)
     except KeyError:
-        return _error(404, "no_cache", "no route of the running configuration uses the cache")
+        return json_error(404, "no_cache", "no route of the running configuration uses the cache")
     errors = [e for r in results for e in r.get("errors", ())]
     payload = {
         "removed": sum(int(r.get("removed", 0)) for r in results),
@@ -104,8 +94,6 @@ async def purge_endpoint(request: web.Request) -> web.Response:
     return web.json_response(payload, status=503 if errors else 200)
 
 
-def _error(status: int, kind: str, message: str) -> web.Response:
-    return web.json_response({"status": status, "type": kind, "message": message}, status=status)
-
-
-ADMIN_ROUTE = AdminRoute("POST", "/cache/purge", purge_endpoint, name="cache-purge")
+ADMIN_ROUTE = AdminRoute(
+    "POST", "/cache/purge", purge_endpoint, name="cache-purge", body=PurgeRequest
+)

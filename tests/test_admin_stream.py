@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 import pytest
 
@@ -58,3 +60,40 @@ async def test_stream_needs_the_token(kairos_gateway, echo_backend, http) -> Non
         gw.admin_url + "/stream", headers={"Authorization": "Bearer tok-123456"}
     ) as socket:
         assert (await socket.receive_json(timeout=5))["type"] == "snapshot"
+
+
+def bearer_protocol(token: str) -> str:
+    """The `bearer.<base64url>` subprotocol a browser offers instead of a header."""
+    return "bearer." + base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+async def test_stream_takes_the_token_as_a_subprotocol(kairos_gateway, echo_backend, http) -> None:
+    token = "tok-é/+=?123"  # not a valid subprotocol as is: sent base64url-encoded
+    gw = await kairos_gateway(
+        {
+            "admin": {"token": token, "port": 0},
+            "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
+        }
+    )
+    url = gw.admin_url + "/stream?interval=0.2"
+    async with http.ws_connect(url, protocols=("kairos.stream", bearer_protocol(token))) as socket:
+        assert socket.protocol == "kairos.stream"  # the token is never echoed back
+        assert (await socket.receive_json(timeout=5))["type"] == "snapshot"
+    for offered in (bearer_protocol("wrong"), "bearer.%%%", "bearer."):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            async with http.ws_connect(url, protocols=("kairos.stream", offered)):
+                pass
+        assert info.value.status == 401, offered
+
+
+async def test_subprotocol_token_is_only_for_the_stream(kairos_gateway, echo_backend, http) -> None:
+    gw = await kairos_gateway(
+        {
+            "admin": {"token": "tok-123456", "port": 0},
+            "routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}],
+        }
+    )
+    headers = {"Sec-WebSocket-Protocol": f"kairos.stream, {bearer_protocol('tok-123456')}"}
+    for path in ("/config", "/routes", "/metrics"):
+        async with http.get(gw.admin_url + path, headers=headers) as response:
+            assert response.status == 401, path

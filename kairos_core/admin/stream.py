@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from kairos_core.admin.auth import STREAM_PROTOCOL
+
 MAX_INTERVAL = 60.0
 MIN_INTERVAL = 0.1
 _REQUESTS = "kairos_requests"
@@ -134,7 +136,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     routes_param = request.query.get("routes")
     routes = {r for r in routes_param.split(",") if r} if routes_param else None
     control = request.app[CONTROL_KEY]
-    socket = web.WebSocketResponse(heartbeat=30)
+    socket = web.WebSocketResponse(heartbeat=30, protocols=(STREAM_PROTOCOL,))
     if not socket.can_prepare(request).ok:
         return json_error(400, "websocket_required", "open /stream as a WebSocket")
     await socket.prepare(request)

@@ -97,3 +97,27 @@ async def test_subprotocol_token_is_only_for_the_stream(kairos_gateway, echo_bac
     for path in ("/config", "/routes", "/metrics"):
         async with http.get(gw.admin_url + path, headers=headers) as response:
             assert response.status == 401, path
+
+
+async def test_counters_by_label_and_upstream_latency(kairos_gateway, echo_backend, http) -> None:
+    gw = await kairos_gateway(
+        {
+            "routes": [
+                {"name": "a", "path": "/a", "upstream": {"backends": [{"url": echo_backend.url}]}}
+            ]
+        }
+    )
+    for status in (200, 200, 200, 404):
+        async with http.get(gw.url + "/a", headers={"X-Echo-Status": str(status)}) as response:
+            assert response.status == status
+    async with http.ws_connect(gw.admin_url + "/stream?interval=0.2") as socket:
+        snapshot = await socket.receive_json(timeout=5)  # rates over everything so far
+    requests = snapshot["counter_labels"]["kairos_requests"]
+    assert requests["status_class"] == {"2xx": 3, "4xx": 1}
+    assert "route" not in requests  # per-route figures are under `routes`
+    assert requests["method"] == {"GET": 4}
+    assert snapshot["counters"]["kairos_requests"] == 4
+    assert sum(snapshot["routes"]["a"]["upstream_latency_buckets"]) == 4
+    upstream = snapshot["rates"]["routes"]["a"]["upstream"]
+    assert 0 < upstream["p50"] <= upstream["p95"] <= upstream["p99"]
+    assert snapshot["rates"]["total"]["upstream"] == upstream

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import aiohttp
 import pytest
+
+from kairos_core.testing import running_gateway
 
 
 async def test_snapshot_then_updates(kairos_gateway, echo_backend, http) -> None:
@@ -121,3 +124,15 @@ async def test_counters_by_label_and_upstream_latency(kairos_gateway, echo_backe
     upstream = snapshot["rates"]["routes"]["a"]["upstream"]
     assert 0 < upstream["p50"] <= upstream["p95"] <= upstream["p99"]
     assert snapshot["rates"]["total"]["upstream"] == upstream
+
+
+async def test_shutdown_closes_open_streams(echo_backend, http) -> None:
+    config = {"routes": [{"prefix": "/", "upstream": {"backends": [{"url": echo_backend.url}]}}]}
+    async with asyncio.timeout(15):  # not a speed check: without the goodbye this hangs 60 s
+        async with running_gateway(config) as gw:
+            socket = await http.ws_connect(gw.admin_url + "/stream?interval=5")
+            assert (await socket.receive_json(timeout=5))["type"] == "snapshot"
+        closing = await socket.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
+    await socket.close()

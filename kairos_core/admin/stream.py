@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from kairos_core.admin.auth import STREAM_PROTOCOL
 
+OPEN_STREAMS_KEY = web.AppKey("kairos_open_streams", weakref.WeakSet[web.WebSocketResponse])
 MAX_INTERVAL = 60.0
 MIN_INTERVAL = 0.1
 _REQUESTS = "kairos_requests"
@@ -191,6 +193,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if not socket.can_prepare(request).ok:
         return json_error(400, "websocket_required", "open /stream as a WebSocket")
     await socket.prepare(request)
+    request.app[OPEN_STREAMS_KEY].add(socket)
     previous: dict[str, Any] | None = None
     previous_at = time.monotonic()
     kind = "snapshot"
@@ -227,3 +230,10 @@ async def _drain(socket: web.WebSocketResponse) -> None:
     async for message in socket:
         if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
             break
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown, say goodbye to open streams instead of waiting for their clients to leave."""
+    open_streams = app[OPEN_STREAMS_KEY]
+    for socket in list(open_streams):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"admin listener shutting down")

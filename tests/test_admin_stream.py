@@ -124,6 +124,8 @@ async def test_counters_by_label_and_upstream_latency(kairos_gateway, echo_backe
     upstream = snapshot["rates"]["routes"]["a"]["upstream"]
     assert 0 < upstream["p50"] <= upstream["p95"] <= upstream["p99"]
     assert snapshot["rates"]["total"]["upstream"] == upstream
+    uptime = snapshot["health"]["uptime_seconds"]  # snapshot rates span the whole uptime
+    assert snapshot["rates"]["total"]["rps"] == pytest.approx(4 / uptime, rel=0.5)
 
 
 async def test_shutdown_closes_open_streams(echo_backend, http) -> None:

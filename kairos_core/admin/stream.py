@@ -195,7 +195,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[OPEN_STREAMS_KEY].add(socket)
     previous: dict[str, Any] | None = None
-    previous_at = time.monotonic()
+    # The snapshot's rates cover everything counted since the gateway started.
+    previous_at = time.monotonic() - float(control.health().get("uptime_seconds") or 0.0)
     kind = "snapshot"
     reader = asyncio.create_task(_drain(socket))
     try:

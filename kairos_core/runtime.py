@@ -63,6 +63,8 @@ def plugin_references(config: GatewayConfig) -> dict[str, list[Loc]]:
     for i, listener in enumerate(config.listeners):
         if listener.protocol != "http":
             add(listener.protocol, ("listeners", i, "protocol"))
+    for i, name in enumerate(config.admin.plugins):
+        add(name, ("admin", "plugins", i))
     return refs
 
 

@@ -317,6 +317,7 @@ class FleetControl:
         self.fleet = fleet
         self._reload = reload
         self.host = PluginHost()
+        self._started = time.monotonic()
 
     def health(self) -> dict[str, Any]:
         """Ok while every worker runs; degraded otherwise."""
@@ -327,6 +328,7 @@ class FleetControl:
             "version": __version__,
             "workers": total,
             "workers_alive": alive,
+            "uptime_seconds": round(time.monotonic() - self._started, 3),
             "worker_processes": [
                 {
                     "id": slot.worker_id,

@@ -140,6 +140,7 @@ async def test_workers_share_the_port_and_a_dead_worker_is_replaced(echo_backend
             async with session.get(gateway.admin_url + "/health") as response:
                 health = await response.json()
             assert health["workers_alive"] == 2
+            assert health["uptime_seconds"] >= 0
             pids = [w["pid"] for w in health["worker_processes"]]
             os.kill(pids[0], signal.SIGKILL)
             for _ in range(100):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from kairos_core.admin.auth import PUBLIC_KEY, token_middleware
 from kairos_core.admin.body import json_error
-from kairos_core.admin.stream import stream
+from kairos_core.admin.stream import OPEN_STREAMS_KEY, close_streams, stream
 from kairos_core.config.models import AdminConfig
 from kairos_core.control import ControlPlane
 from kairos_core.metrics import render
@@ -99,6 +100,8 @@ def build_admin_app(
     token = config.token.get_secret_value() if config.token else None
     app = web.Application(middlewares=[token_middleware(token)], client_max_size=MAX_CANDIDATE)
     app[CONTROL_KEY] = control
+    app[OPEN_STREAMS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(close_streams)
     public = set(PUBLIC_PATHS)
     router = app.router
     router.add_get("/health", health)

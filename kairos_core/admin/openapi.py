@@ -84,7 +84,8 @@ _ENDPOINTS: list[tuple[str, str, str, Any, str | None, tuple[int, ...]]] = [
     (
         "get",
         "/stream",
-        "Live metrics over a WebSocket (`interval` query, seconds).",
+        "Live metrics over a WebSocket (`interval` query, seconds). Browsers, which cannot set "
+        "headers here, offer the subprotocols `kairos.stream` and `bearer.<base64url token>`.",
         None,
         None,
         (101, 400),

@@ -148,6 +148,10 @@ class AdminConfig(StrictModel):
         None, description="Bearer token; required whenever the listener is not loopback-only."
     )
     require_token: bool = Field(False, description="Require the token on loopback too.")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Plugins loaded only for the endpoints they add here (e.g. `dashboard`).",
+    )
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> AdminConfig:

@@ -2,7 +2,7 @@
 
 Starts a pyftpdlib server and `kairos serve` (an `ftp` listener in front of it) as
 subprocesses on loopback, then downloads and uploads one file directly and through the
-gateway, one run each, and prints a markdown table. Integrity is checked (SHA-256) outside
+gateway, interleaved (median of `--reps`), and prints a markdown table. Integrity is checked (SHA-256) outside
 the timed part.
 
     python plugins/kairos-ftp/bench/bench_ftp_throughput.py              # 256 MiB
@@ -22,6 +22,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from statistics import median
 
 USER, PASSWORD = "bench", "bench"
 BLOCK = 1024 * 1024
@@ -178,9 +179,12 @@ def main() -> None:
     parser.add_argument(
         "--copy", action="store_true", help="zero_copy: false (the copying relay, as for TLS)"
     )
+    parser.add_argument("--reps", type=int, default=2, help="interleaved repetitions (median)")
     args = parser.parse_args()
     size = parse_size(args.size)
-    with tempfile.TemporaryDirectory(prefix="kairos-ftp-bench-") as tmp:
+    # files in memory where possible: disk writeback of one run must not slow the next
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="kairos-ftp-bench-", dir=shm) as tmp:
         workdir = Path(tmp)
         root = workdir / "root"
         root.mkdir()
@@ -194,27 +198,37 @@ def main() -> None:
         try:
             wait_for_port(ftp_port)
             wait_for_port(gateway_port)
-            rows = []
-            gateway_cpu = []
-            for label, port in (("direct", ftp_port), ("through Kairos", gateway_port)):
-                sink = workdir / "sink.bin"
-                cpu_before = cpu_seconds(gateway.pid)
-                down = download(port, "big.bin", sink)
-                gateway_cpu.append(cpu_seconds(gateway.pid) - cpu_before)
-                assert sha256(sink) == expected, f"{label}: download corrupted"
-                sink.unlink()
-                cpu_before = cpu_seconds(gateway.pid)
-                up = upload(port, source, "up.bin")
-                gateway_cpu.append(cpu_seconds(gateway.pid) - cpu_before)
-                assert sha256(root / "up.bin") == expected, f"{label}: upload corrupted"
-                (root / "up.bin").unlink()
-                rows.append((label, size / down / 1e6, size / up / 1e6))
+            seconds: dict[str, list[list[float]]] = {"direct": [[], []], "through Kairos": [[], []]}
+            gateway_cpu: list[list[float]] = [[], []]
+            targets = (("direct", ftp_port), ("through Kairos", gateway_port))
+            for rep in range(args.reps):
+                for label, port in targets if rep % 2 == 0 else targets[::-1]:
+                    sink = workdir / "sink.bin"
+                    cpu_before = cpu_seconds(gateway.pid)
+                    seconds[label][0].append(download(port, "big.bin", sink))
+                    if port == gateway_port:
+                        gateway_cpu[0].append(cpu_seconds(gateway.pid) - cpu_before)
+                    assert sha256(sink) == expected, f"{label}: download corrupted"
+                    sink.unlink()
+                    cpu_before = cpu_seconds(gateway.pid)
+                    seconds[label][1].append(upload(port, source, "up.bin"))
+                    if port == gateway_port:
+                        gateway_cpu[1].append(cpu_seconds(gateway.pid) - cpu_before)
+                    assert sha256(root / "up.bin") == expected, f"{label}: upload corrupted"
+                    (root / "up.bin").unlink()
+            rows = [
+                (label, size / median(down) / 1e6, size / median(up) / 1e6)
+                for label, (down, up) in seconds.items()
+            ]
         finally:
             for process in (gateway, server):
                 process.terminate()
                 process.wait(10)
     mib = size / 1024**2
-    print(f"\n### FTP throughput, {mib:.0f} MiB, one run each (MB/s; SHA-256 verified)\n")
+    print(
+        f"\n### FTP throughput, {mib:.0f} MiB, median of {args.reps} interleaved runs"
+        " (MB/s; SHA-256 verified)\n"
+    )
     print("| path | download | upload |")
     print("|---|---:|---:|")
     for label, down_rate, up_rate in rows:
@@ -223,7 +237,7 @@ def main() -> None:
     print(
         f"| through Kairos / direct | {proxied[1] / direct[1]:.0%} | {proxied[2] / direct[2]:.0%} |"
     )
-    per_gib = [cpu / (size / 1024**3) for cpu in gateway_cpu[2:]]
+    per_gib = [median(cpu) / (size / 1024**3) for cpu in gateway_cpu]
     print(f"| gateway CPU s per GiB | {per_gib[0]:.2f} | {per_gib[1]:.2f} |")
     print(
         f"\nrelay: {'copy' if args.copy else 'splice (zero_copy)'}; load average {os.getloadavg()[0]:.1f}"

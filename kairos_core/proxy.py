@@ -130,6 +130,9 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         ctx.upstream_seconds = elapsed
         if stats is not None:
             stats.upstream.observe(elapsed)
+            latency = backend.latency
+            if latency is not None:
+                latency.observe(elapsed)
         if observe is not None:
             observe(backend, elapsed, status < 500)
         end_to_end = upstream.headers if upstream.end_to_end else response_headers(upstream.headers)

@@ -138,3 +138,22 @@ async def test_shutdown_closes_open_streams(echo_backend, http) -> None:
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
     await socket.close()
+
+
+async def test_latency_per_backend(kairos_gateway, backend_factory, http) -> None:
+    first, second = await backend_factory(), await backend_factory()
+    backends = [{"url": first.url, "name": "one"}, {"url": second.url, "name": "two"}]
+    gw = await kairos_gateway(
+        {"routes": [{"name": "a", "prefix": "/", "upstream": {"backends": backends}}]}
+    )
+    for _ in range(6):  # round robin: three each
+        async with http.get(gw.url + "/") as response:
+            assert response.status == 200
+    async with http.ws_connect(gw.admin_url + "/stream?interval=0.2") as socket:
+        snapshot = await socket.receive_json(timeout=5)
+    buckets = {b["backend"]: sum(b["latency_buckets"]) for b in snapshot["backends"]}
+    assert buckets == {"one": 3, "two": 3}
+    assert len(snapshot["backend_latency_bounds"]) > 5
+    async with http.get(gw.admin_url + "/metrics") as response:
+        text = await response.text()
+    assert 'kairos_backend_duration_seconds_count{backend="one",upstream="route:a"} 3.0' in text

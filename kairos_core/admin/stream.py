@@ -18,6 +18,7 @@ MIN_INTERVAL = 0.1
 _REQUESTS = "kairos_requests"
 _DURATION = "kairos_request_duration_seconds"
 _UPSTREAM_DURATION = "kairos_upstream_duration_seconds"
+_BACKEND_DURATION = "kairos_backend_duration_seconds"
 
 
 def quantile(bounds: list[float], counts: list[float], q: float) -> float | None:
@@ -68,18 +69,21 @@ def summarize(snapshot: dict[str, Any], routes: set[str] | None = None) -> dict[
     up = snapshot.get("kairos_backend_up", {}).get("values", {})
     breaker = snapshot.get("kairos_circuit_breaker_state", {}).get("values", {})
     in_flight = snapshot.get("kairos_backend_in_flight", {}).get("values", {})
+    backend_durations = snapshot.get(_BACKEND_DURATION, {})
+    latencies = backend_durations.get("values", {})
     for key in sorted(up):
-        backends.append(
-            {
-                "upstream": key[0],
-                "backend": key[1],
-                "up": bool(up[key]),
-                "circuit": {0: "closed", 1: "half_open", 2: "open"}.get(
-                    int(breaker.get(key, 0)), "closed"
-                ),
-                "in_flight": in_flight.get(key, 0),
-            }
-        )
+        entry = {
+            "upstream": key[0],
+            "backend": key[1],
+            "up": bool(up[key]),
+            "circuit": {0: "closed", 1: "half_open", 2: "open"}.get(
+                int(breaker.get(key, 0)), "closed"
+            ),
+            "in_flight": in_flight.get(key, 0),
+        }
+        if key in latencies:
+            entry["latency_buckets"] = list(latencies[key][0])
+        backends.append(entry)
     counters = {
         name: sum(data["values"].values())
         for name, data in snapshot.items()
@@ -90,6 +94,7 @@ def summarize(snapshot: dict[str, Any], routes: set[str] | None = None) -> dict[
         "routes": per_route,
         "latency_bounds": bounds,
         "upstream_latency_bounds": list(upstream_durations.get("buckets", ())),
+        "backend_latency_bounds": list(backend_durations.get("buckets", ())),
         "backends": backends,
         "counters": counters,
         "counter_labels": _by_label(snapshot),

@@ -74,6 +74,11 @@ class CoreMetrics:
             ("upstream", "backend"),
             merge="max",
         )
+        self.backend_duration = metrics.histogram(
+            "kairos_backend_duration_seconds",
+            "Time from sending to a backend to its response head.",
+            ("upstream", "backend"),
+        )
         self.backend_in_flight = metrics.gauge(
             "kairos_backend_in_flight", "Requests in flight to a backend.", ("upstream", "backend")
         )
@@ -167,6 +172,7 @@ def watch_backends(core: CoreMetrics, pools: dict[str, Any]) -> None:
             core.backend_in_flight.labels(*labels).set_function(
                 lambda b=backend: float(b.in_flight)
             )
+            backend.latency = core.backend_duration.labels(*labels)
             if backend.breaker is not None:
                 core.breaker_state.labels(*labels).set_function(
                     lambda b=backend: states[b.breaker.state.value]
@@ -180,7 +186,13 @@ def forget_backends(core: CoreMetrics, pools: dict[str, Any], keep: dict[str, An
         for backend in pool.backends:
             labels = (pool.name, backend.name)
             if labels not in current:
-                for family in (core.backend_up, core.backend_in_flight, core.breaker_state):
+                families = (
+                    core.backend_up,
+                    core.backend_in_flight,
+                    core.breaker_state,
+                    core.backend_duration,
+                )
+                for family in families:
                     family.remove(*labels)
 
 

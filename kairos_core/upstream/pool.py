@@ -20,6 +20,7 @@ from kairos_core.upstream.resolver import TTLResolver
 
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
+    from kairos_core.metrics import HistogramChild
     from kairos_core.plugin_api import Balancer
     from kairos_core.upstream.client import UpstreamClient
 
@@ -59,6 +60,7 @@ class Backend:
         "host",
         "host_header",
         "in_flight",
+        "latency",
         "max_failures",
         "name",
         "pool_name",
@@ -90,6 +92,8 @@ class Backend:
         self.name = config.name or f"{host_text}:{self.port}"
         self.healthy = True
         self.in_flight = 0
+        self.latency: HistogramChild | None = None
+        """Time to the response head, when metrics are on (set by the core's metrics)."""
         self.ejected_until = 0.0
         self._clock = clock
         self._eject_timer: asyncio.TimerHandle | None = None

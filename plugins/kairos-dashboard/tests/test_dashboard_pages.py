@@ -102,6 +102,8 @@ async def expect_content(page: Any, name: str) -> None:
     elif name == "backends":
         await expect(page.locator("[data-field='status'] .badge.ok")).to_have_count(2)
         await expect(page.locator("[data-pool-latency]")).to_contain_text("p95")
+        latency = page.locator("[data-field='latency']").filter(has_text=" / ")
+        await expect(latency.first).to_be_visible()  # a backend's own p50 / p95
     elif name == "plugins":
         await expect(page.locator("tr[data-plugin='dashboard']")).to_contain_text("enabled")
     elif name == "config":

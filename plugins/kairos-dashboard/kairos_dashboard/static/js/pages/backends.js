@@ -1,4 +1,4 @@
-// Backends: health, circuit state and in-flight requests, live; upstream latency per pool.
+// Backends: health, circuit state, in-flight requests and latency per backend, live; per pool too.
 
 import { addInto, count, delta, html, join, latency, quantile } from "../format.js";
 
@@ -25,6 +25,21 @@ function poolLatency(state, pool) {
   return { p50: quantile(bounds, merged, 0.5), p95: quantile(bounds, merged, 0.95), p99: quantile(bounds, merged, 0.99) };
 }
 
+/** One backend's latency (to the response head) over the recent window: p50 and p95. */
+function backendLatency(state, key) {
+  const recent = state.recent;
+  if (recent.length < 2) return null;
+  const find = (message) => (message.backends || []).find((b) => `${b.upstream}/${b.backend}` === key);
+  const now = find(recent[recent.length - 1]);
+  if (!now || !now.latency_buckets) return null;
+  const before = find(recent[0]);
+  const counts = delta(now.latency_buckets, before && before.latency_buckets);
+  const bounds = recent[recent.length - 1].backend_latency_bounds || [];
+  const p50 = quantile(bounds, counts, 0.5);
+  if (p50 === null) return null;
+  return { p50, p95: quantile(bounds, counts, 0.95) };
+}
+
 export function mount(element, { state, load }) {
   let rows = new Map();
   let pools = new Map();
@@ -48,7 +63,8 @@ export function mount(element, { state, load }) {
             <span data-pool-latency>—</span></p>
           <div class="table-wrap"><table class="responsive">
             <thead><tr><th>Backend</th><th>URL</th><th>Status</th><th>Circuit</th>
-              <th class="num">In flight</th><th class="num">Weight</th></tr></thead>
+              <th class="num">In flight</th><th class="num">Latency p50 / p95</th>
+              <th class="num">Weight</th></tr></thead>
             <tbody>${join(pool.backends.map((b) => html`
               <tr data-backend="${pool.name}/${b.name}">
                 <td data-label="Backend"><strong>${b.name}</strong></td>
@@ -56,6 +72,7 @@ export function mount(element, { state, load }) {
                 <td data-label="Status" data-field="status"></td>
                 <td data-label="Circuit" data-field="circuit"></td>
                 <td data-label="In flight" class="num" data-field="in_flight"></td>
+                <td data-label="Latency p50 / p95" class="num" data-field="latency"></td>
                 <td data-label="Weight" class="num">${b.weight}</td>
               </tr>`))}
             </tbody></table></div>
@@ -92,6 +109,9 @@ export function mount(element, { state, load }) {
       else badge(fields.circuit, "none", "");
       const inFlight = count(now ? now.in_flight : info.in_flight);
       if (fields.in_flight.textContent !== inFlight) fields.in_flight.textContent = inFlight;
+      const found = backendLatency(state, key);
+      const text = found ? `${latency(found.p50)} / ${latency(found.p95)}` : "—";
+      if (fields.latency.textContent !== text) fields.latency.textContent = text;
     }
     for (const [name, target] of pools) {
       const found = target && poolLatency(state, name);

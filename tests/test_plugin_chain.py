@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -226,7 +227,7 @@ async def test_stage_can_answer_without_the_upstream(kairos_gateway, echo_backen
 
 
 async def test_a_stage_that_raises_gives_500_and_other_routes_work(
-    kairos_gateway, echo_backend, http
+    kairos_gateway, echo_backend, http, caplog
 ) -> None:
     class Broken:
         @hookimpl
@@ -251,6 +252,11 @@ async def test_a_stage_that_raises_gives_500_and_other_routes_work(
         body = await response.json()
         assert body["type"] == "internal_error"
         assert body["request_id"] == response.headers["X-Request-ID"]
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert any(body["request_id"] in r.getMessage() for r in logged), (
+        "the error is logged with its id"
+    )
+    assert "bug in a plugin" not in json.dumps(body)  # no internal detail for the client
     async with http.get(gw.url + "/good") as response:
         assert response.status == 200
 

@@ -16,6 +16,12 @@ _SECRET_KEY = re.compile(
     r"client[_-]?key|signing[_-]?key|^key$)",
     re.IGNORECASE,
 )
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@:\s]*:)[^@/\s]+@", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """`url` (or any text holding URLs) with the password of each `user:password@` masked."""
+    return _URL_PASSWORD.sub(rf"\g<head>{MASK}@", url) if "@" in url else url
 
 
 def redacted_config(loaded: LoadedConfig, registry: Registry | None) -> dict[str, Any]:
@@ -58,4 +64,5 @@ def _scrub(value: Any, env_values: frozenset[str], secret_key: bool) -> Any:
             return MASK
         if env_values and any(secret in value for secret in env_values):
             return MASK
+        return redact_url(value)
     return value

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from kairos_cache.codec import CorruptEntry, decode, encode
 from kairos_cache.keys import PurgeFilter
 from kairos_cache.stores import Item, StoreUnavailable
+from kairos_core import redact_url
 
 log = logging.getLogger("kairos.cache")
 
@@ -70,6 +71,8 @@ class RedisStore:
         compress_level: int,
     ) -> None:
         self.url = url
+        self.shown_url = redact_url(url)
+        """The URL with its password masked, for logs and errors."""
         self.namespace = namespace
         self._clients = clients
         self._redis = clients.acquire(url, timeout)
@@ -85,17 +88,19 @@ class RedisStore:
 
     def _check(self) -> None:
         if self._down_until and time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"Redis at {self.url} is down")
+            raise StoreUnavailable(f"Redis at {self.shown_url} is down")
 
     def _failed(self, exc: BaseException) -> StoreUnavailable:
         if not self._down_until:
-            log.warning("cache: Redis at %s unavailable (%s); bypassing the cache", self.url, exc)
+            log.warning(
+                "cache: Redis at %s unavailable (%s); bypassing the cache", self.shown_url, exc
+            )
         self._down_until = time.monotonic() + self._retry_after
-        return StoreUnavailable(f"Redis at {self.url}: {exc}")
+        return StoreUnavailable(f"Redis at {self.shown_url}: {exc}")
 
     def _recovered(self) -> None:
         if self._down_until:
-            log.warning("cache: Redis at %s is back", self.url)
+            log.warning("cache: Redis at %s is back", self.shown_url)
             self._down_until = 0.0
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:

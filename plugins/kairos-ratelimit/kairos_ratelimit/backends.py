@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kairos_core import GatewayServices
+from kairos_core import GatewayServices, redact_url
 from kairos_ratelimit.config import LimitSpec, RateLimitConfig
 from kairos_ratelimit.memory import Counter, local_counter
 from kairos_ratelimit.shared_counters import SharedConcurrency, SharedLog, SharedWindowed
@@ -93,13 +93,13 @@ def close_memory(counter: Counter) -> None:
 
 def acquire_link(config: RateLimitConfig, services: GatewayServices) -> RedisLink:
     """The Redis link for these settings, shared by every entry of this configuration."""
-    from kairos_ratelimit.redis_link import RedisLink, redacted
+    from kairos_ratelimit.redis_link import RedisLink
 
     links: dict[str, RedisLink] = services.shared.setdefault(SHARED_KEY, {})
     identity = _link_identity(config)
     link = links.get(identity)
     if link is None:
-        link = links[identity] = RedisLink(config.redis, redacted(config.redis.url))
+        link = links[identity] = RedisLink(config.redis, redact_url(config.redis.url))
         link.identity = identity
     link.users += 1
     link.start()

@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from hiredis import pack_command  # C packing: several times faster than redis-py's own
 from redis.asyncio import Redis, RedisCluster
@@ -31,16 +30,6 @@ from kairos_ratelimit.config import RedisSettings
 log = logging.getLogger("kairos.ratelimit")
 
 Pending = tuple[str, str, Sequence[str], Sequence[Any], "asyncio.Future[Any]", float]
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and metric labels."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_client(settings: RedisSettings) -> Redis | RedisCluster:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 Body = bytes | AsyncIterator[bytes]
 
@@ -95,6 +98,13 @@ class Response:
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def closing(response: Response, request: web.BaseRequest) -> Response:
+    """Make `response` the last on its connection: close it once sent (framing is in doubt)."""
+    response.headers["Connection"] = "close"
+    response.on_close(request.protocol.force_close)
+    return response
 
 
 def error_response(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,11 +66,11 @@ async def run_case(
 
 async def run_corpus(port: int, backend: RecordingBackend, victim: RecordingBackend) -> None:
     """Every case, one connection each, then a good request on a fresh connection."""
-    failures = [
-        failure
-        for case in CASES
-        if (failure := await run_case(port, case, backend, victim)) is not None
-    ]
+    failures = []
+    for case in CASES:
+        failure = await run_case(port, case, backend, victim)
+        if failure is not None:
+            failures.append(failure)
     good = await exchange(
         "127.0.0.1", port, b"GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
     )
@@ -98,7 +97,10 @@ async def test_corpus_with_the_c_parser(backends) -> None:
 async def test_corpus_with_the_python_parser(backends, tmp_path: Path) -> None:
     env = {"AIOHTTP_NO_EXTENSIONS": "1"}
     check = "import aiohttp.http_parser as p; assert p.HttpRequestParser is p.HttpRequestParserPy"
-    subprocess.run([sys.executable, "-c", check], env={**os.environ, **env}, check=True)
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", check, env={**os.environ, **env}
+    )
+    assert await probe.wait() == 0, "AIOHTTP_NO_EXTENSIONS=1 did not select the Python parser"
     backend, victim = backends
     config = corpus_config(backend.url)
     config["listeners"] = [{"host": "127.0.0.1", "port": 0}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -32,7 +32,7 @@ class KairosRequestHandler(web_protocol.RequestHandler):
         if isinstance(server, KairosServer) and server.full():
             self._refused = True
             server.refused += 1
-            transport.abort()
+            cast("asyncio.Transport", transport).abort()
             return
         if not self.client_peer:
             peer = transport.get_extra_info("peername")

@@ -174,6 +174,7 @@ CASES: list[FramingCase] = [
     _refused("absolute-form-https", _get(line=b"GET https://{victim}/f HTTP/1.1")),
     _refused("absolute-form-userinfo", _get(line=b"GET http://framing.test@{victim}/f HTTP/1.1")),
     _refused("connect", _get(line=b"CONNECT {victim} HTTP/1.1"), 400, 405),
+    _refused("asterisk-form", _get(line=b"OPTIONS * HTTP/1.1")),
     # versions
     _refused("http09", b"GET /f\r\n\r\n", 400, 505, None),
     _refused("http09-bare", b"GET /f\r\n", 400, 505, None),
@@ -264,12 +265,16 @@ class RecordingBackend:
     server: asyncio.Server | None = None
     port: int = 0
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from core_raw_http import read_request
 
         self.connections += 1
         self._writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
         inner = asyncio.StreamReader()
 
         async def pump() -> None:
@@ -305,4 +310,6 @@ class RecordingBackend:
         self.server.close()
         for writer in self._writers:
             writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)
         await self.server.wait_closed()

@@ -103,6 +103,11 @@ async def test_head_timeout_applies_to_later_requests_on_a_kept_alive_connection
         assert 0.4 <= time.monotonic() - started < 1.5
         writer.close()
         assert len(backend.bodies) == 1
+        silent_reader, silent = await asyncio.open_connection(*address(gw.url))
+        started = time.monotonic()  # a connection that never sends a byte: cut the same way
+        assert await closed_within(silent_reader, 2.0) == b""
+        assert 0.4 <= time.monotonic() - started < 1.5
+        silent.close()
 
 
 async def test_idle_keepalive_connection_is_closed() -> None:

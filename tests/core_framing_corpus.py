@@ -124,6 +124,14 @@ CASES: list[FramingCase] = [
         (b"Content_Length",),
     ),
     _refused("te-http10", b"POST /f HTTP/1.0\r\n" + HOST + CHUNKED + b"\r\n\r\n0\r\n\r\n"),
+    _refused(
+        "te-http10-keep-alive",
+        b"POST /f HTTP/1.0\r\n"
+        + HOST
+        + b"Connection: keep-alive\r\n"
+        + CHUNKED
+        + b"\r\n\r\n0\r\n\r\n",
+    ),
     # invalid chunk sizes and extensions
     _refused("chunk-size-nonhex", _post(CHUNKED, body=b"zz\r\nhello\r\n0\r\n\r\n")),
     _refused("chunk-size-0x", _post(CHUNKED, body=b"0x5\r\nhello\r\n0\r\n\r\n")),

@@ -57,6 +57,9 @@ async def run_case(
             problems.append(f"forwarded {forwarded[:200]!r}")
         if not answer.closed:
             problems.append("connection left open after the error")
+        head = answer.data.partition(b"\r\n\r\n")[0].lower()
+        if head.count(b"\r\nconnection:") > 1 or b"connection: keep-alive" in head:
+            problems.append("the refusal's Connection header is not a single `close`")
     if victim.connections:
         problems.append("the gateway connected to the authority of the target")
     if problems:

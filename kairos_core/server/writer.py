@@ -156,8 +156,9 @@ def _head(request: web.BaseRequest, response: Response, framing: str, keep_alive
     if framing == "chunked":
         lines.append("Transfer-Encoding: chunked")
     if not keep_alive:
-        lines.append("Connection: close")
-    elif request.version < HttpVersion11:
+        if "Connection" not in response.headers:  # `closing()` may have set it already
+            lines.append("Connection: close")
+    elif request.version < HttpVersion11 and "Connection" not in response.headers:
         lines.append("Connection: keep-alive")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 

@@ -233,7 +233,7 @@ async def _retry(
 
 def body_error_response(error: BaseException, ctx: RequestContext) -> Response:
     """413 for an oversized body, 408 when the client stalled, 400 when it went away; the
-    connection closes after it, as the rest of the body is unread."""
+    connection closes after it (after a 413 once aiohttp's lingering read drained the body)."""
     if isinstance(error, RequestBodyTooLarge):
         response = error_response(
             413,
@@ -241,7 +241,8 @@ def body_error_response(error: BaseException, ctx: RequestContext) -> Response:
             f"request body exceeds the limit of {ctx.max_body_size} bytes",
             ctx.request_id,
         )
-    elif isinstance(error, TimeoutError):
+        return closing(response, ctx.request, drain=True)
+    if isinstance(error, TimeoutError):
         response = error_response(
             408, "request_timeout", "the client stopped sending the request body", ctx.request_id
         )

@@ -21,7 +21,7 @@ class BodyTooLarge(Exception):
 class Response:
     """What the chain returns; the server writes it out (streaming when `body` is an iterator)."""
 
-    __slots__ = ("_on_close", "body", "headers", "reason", "sent", "status")
+    __slots__ = ("_on_close", "body", "close_connection", "headers", "reason", "sent", "status")
 
     def __init__(
         self,
@@ -37,6 +37,8 @@ class Response:
         self.sent: Any = None
         """An aiohttp response already sent by a stage (a WebSocket upgrade), returned as is."""
         self._on_close: list[Callable[[], Awaitable[None] | None]] | None = None
+        self.close_connection = False
+        """Whether the client connection must close after this response (see `closing`)."""
 
     @classmethod
     def json(
@@ -100,10 +102,13 @@ class Response:
                 await aclose()
 
 
-def closing(response: Response, request: web.BaseRequest) -> Response:
-    """Make `response` the last on its connection: close it once sent (framing is in doubt)."""
-    response.headers["Connection"] = "close"
-    response.on_close(request.protocol.force_close)
+def closing(response: Response, request: web.BaseRequest, *, drain: bool = False) -> Response:
+    """Make `response` the last on its connection: closed once sent, or with `drain` after
+    aiohttp's lingering read of the unread body (so a client still uploading gets the answer
+    rather than a reset)."""
+    response.close_connection = True
+    if not drain:
+        response.on_close(request.protocol.force_close)
     return response
 
 

@@ -165,3 +165,24 @@ async def test_max_connections_closes_new_connections_beyond_the_limit() -> None
         for _, other in held:
             other.close()
         assert len(backend.bodies) == 6
+
+
+async def test_oversized_upload_still_sees_its_413_then_the_connection_closes() -> None:
+    async with (
+        RecordingBackend() as backend,
+        running_gateway(
+            {**config(backend.url), "server": {"max_body_size": 1000}}, admin=False
+        ) as gw,
+    ):
+        reader, writer = await asyncio.open_connection(*address(gw.url))
+        writer.write(b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 400000\r\n\r\n")
+        for _ in range(40):  # keeps uploading after the gateway has answered
+            writer.write(b"x" * 10_000)
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        answer = await closed_within(reader, 3.0)
+        writer.close()
+        assert answer is not None, "the connection stayed open after the 413"
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        assert b"Connection: close" in answer
+        assert backend.bodies == []

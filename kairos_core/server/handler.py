@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kairos.server")
 
+_MAX_CONTENT_LENGTH = 2**63 - 1
+
 
 class HttpSettings:
     """Per-configuration values the entry point needs on every request, resolved once."""
@@ -157,6 +159,11 @@ class HttpEntry:
         route = ctx.route
         length = request.content_length
         if length is not None and length > route.max_body_size:
+            if length > _MAX_CONTENT_LENGTH:  # llhttp refuses these itself; the Python parser not
+                return closing(
+                    error_response(400, "bad_framing", "invalid Content-Length", ctx.request_id),
+                    request,
+                )
             return body_error_response(RequestBodyTooLarge(length), ctx)
         if request.headers.get("Expect", "").lower() == "100-continue":
             ctx.expect_continue = True

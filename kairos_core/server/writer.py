@@ -66,7 +66,7 @@ async def send_response(
         response.body = body = _gzip(response, compression)
     status = response.status
     no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200
-    keep_alive = request.keep_alive
+    keep_alive = request.keep_alive and not response.close_connection
     writer = request.writer
     if isinstance(body, bytes):
         if not no_body:
@@ -156,9 +156,8 @@ def _head(request: web.BaseRequest, response: Response, framing: str, keep_alive
     if framing == "chunked":
         lines.append("Transfer-Encoding: chunked")
     if not keep_alive:
-        if "Connection" not in response.headers:  # `closing()` may have set it already
-            lines.append("Connection: close")
-    elif request.version < HttpVersion11 and "Connection" not in response.headers:
+        lines.append("Connection: close")
+    elif request.version < HttpVersion11:
         lines.append("Connection: keep-alive")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 

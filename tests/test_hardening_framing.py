@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp.http_parser
 import pytest
 import yaml
-from core_framing_corpus import CASES, FramingCase, RecordingBackend, exchange
+from core_framing_corpus import CASES, FramingCase
+from core_raw_http import RecordingBackend, exchange
 
 from kairos_core.testing import running_gateway
 from kairos_core.testing.process import GatewayProcess

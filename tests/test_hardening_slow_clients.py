@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import aiohttp
-from core_framing_corpus import RecordingBackend
+from core_raw_http import RecordingBackend
 
 from kairos_core.testing import running_gateway
 

@@ -25,7 +25,9 @@ HOP_BY_HOP = frozenset(
 )
 FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"})
 # The gateway answers `Expect: 100-continue` itself before streaming the body up.
-_REQUEST_DROP = HOP_BY_HOP | {"expect"}
+# `_` spellings of the framing headers: some backends read `_` as `-`, so a client could frame a
+# request one way for the gateway and another for the backend. Dropped at no extra cost.
+_REQUEST_DROP = HOP_BY_HOP | {"expect", "transfer_encoding", "content_length"}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -28,7 +28,7 @@ from kairos_core.forwarding import response_headers
 from kairos_core.pipeline import CompiledRoute
 from kairos_core.plugin_api import Handler
 from kairos_core.resilience.retry import RetryPolicy
-from kairos_core.response import Response, error_response
+from kairos_core.response import Response, closing, error_response
 from kairos_core.upstream.client import UpstreamError
 from kairos_core.upstream.pool import (
     BROKEN,
@@ -232,16 +232,22 @@ async def _retry(
 
 
 def body_error_response(error: BaseException, ctx: RequestContext) -> Response:
-    """413 for an oversized body, 408 when the client stalled, 400 when it went away."""
+    """413 for an oversized body, 408 when the client stalled, 400 when it went away; the
+    connection closes after it (after a 413 once aiohttp's lingering read drained the body)."""
     if isinstance(error, RequestBodyTooLarge):
-        return error_response(
+        response = error_response(
             413,
             "body_too_large",
             f"request body exceeds the limit of {ctx.max_body_size} bytes",
             ctx.request_id,
         )
+        return closing(response, ctx.request, drain=True)
     if isinstance(error, TimeoutError):
-        return error_response(
+        response = error_response(
             408, "request_timeout", "the client stopped sending the request body", ctx.request_id
         )
-    return error_response(400, "incomplete_body", "the request body was cut short", ctx.request_id)
+    else:
+        response = error_response(
+            400, "incomplete_body", "the request body was cut short", ctx.request_id
+        )
+    return closing(response, ctx.request)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 Body = bytes | AsyncIterator[bytes]
 
@@ -18,7 +21,7 @@ class BodyTooLarge(Exception):
 class Response:
     """What the chain returns; the server writes it out (streaming when `body` is an iterator)."""
 
-    __slots__ = ("_on_close", "body", "headers", "reason", "sent", "status")
+    __slots__ = ("_on_close", "body", "close_connection", "headers", "reason", "sent", "status")
 
     def __init__(
         self,
@@ -34,6 +37,8 @@ class Response:
         self.sent: Any = None
         """An aiohttp response already sent by a stage (a WebSocket upgrade), returned as is."""
         self._on_close: list[Callable[[], Awaitable[None] | None]] | None = None
+        self.close_connection = False
+        """Whether the client connection must close after this response (see `closing`)."""
 
     @classmethod
     def json(
@@ -95,6 +100,16 @@ class Response:
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+def closing(response: Response, request: web.BaseRequest, *, drain: bool = False) -> Response:
+    """Make `response` the last on its connection: closed once sent, or with `drain` after
+    aiohttp's lingering read of the unread body (so a client still uploading gets the answer
+    rather than a reset)."""
+    response.close_connection = True
+    if not drain:
+        response.on_close(request.protocol.force_close)
+    return response
 
 
 def error_response(

@@ -206,6 +206,18 @@ class ServerConfig(StrictModel):
     )
     max_headers: int = Field(100, ge=1, description="Most header fields; more gets 431.")
     keepalive_timeout: Seconds = Field(75.0, description="Idle keep-alive connection timeout.")
+    header_timeout: Seconds = Field(
+        10.0,
+        description="Time a client gets to send a complete request head, counted from the "
+        "connection's start or from the first byte of a later request on it; a slower client "
+        "(slowloris) is disconnected.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=1,
+        description="Most client connections open at once per HTTP listener (and worker); "
+        "beyond it a new connection is closed as soon as it is accepted.",
+    )
     shutdown_timeout: Seconds = Field(
         30.0, description="Time in-flight requests get to finish on shutdown."
     )

@@ -8,12 +8,14 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import TrustedProxies, client_address, request_id, upstream_headers
 from kairos_core.proxy import body_error_response
-from kairos_core.response import Response, error_response
+from kairos_core.response import Response, closing, error_response
 from kairos_core.router import RouteMatch, normalize_path
+from kairos_core.server.framing import framing_refusal
 from kairos_core.server.writer import send_response
 from kairos_core.telemetry.observer import CLIENT_CLOSED, RequestObserver
 from kairos_core.telemetry.tracing import next_traceparent
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from kairos_core.runtime import Runtime
 
 log = logging.getLogger("kairos.server")
+
+_MAX_CONTENT_LENGTH = 2**63 - 1
 
 
 class HttpSettings:
@@ -77,10 +81,25 @@ class HttpEntry:
         response: Response | None = None
         status, sent = CLIENT_CLOSED, 0
         try:
+            message = request._message  # two attribute reads decide whether checks are needed
+            if message.version is not HttpVersion11 or message.chunked:
+                refusal = framing_refusal(message)
+                if refusal is not None:
+                    response = closing(error_response(*refusal, rid), request)
+                    status, sent, out = await self._reply(request, settings, response, rid)
+                    return out
             path, _, query = request.raw_path.partition("?")
             norm = normalize_path(path)
             if norm is None:
-                response = error_response(400, "invalid_path", "invalid request path", rid)
+                if path.startswith("/"):
+                    response = error_response(400, "invalid_path", "invalid request path", rid)
+                else:  # absolute-form, authority-form or `*`: this is not a forward proxy
+                    response = closing(
+                        error_response(
+                            400, "invalid_target", "the request target must be a path", rid
+                        ),
+                        request,
+                    )
                 status, sent, out = await self._reply(request, settings, response, rid)
                 return out
             host_header = incoming.get("Host", "")
@@ -140,6 +159,11 @@ class HttpEntry:
         route = ctx.route
         length = request.content_length
         if length is not None and length > route.max_body_size:
+            if length > _MAX_CONTENT_LENGTH:  # llhttp refuses these itself; the Python parser not
+                return closing(
+                    error_response(400, "bad_framing", "invalid Content-Length", ctx.request_id),
+                    request,
+                )
             return body_error_response(RequestBodyTooLarge(length), ctx)
         if request.headers.get("Expect", "").lower() == "100-continue":
             ctx.expect_continue = True

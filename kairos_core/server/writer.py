@@ -66,7 +66,7 @@ async def send_response(
         response.body = body = _gzip(response, compression)
     status = response.status
     no_body = request.method == "HEAD" or status in _NO_BODY_STATUSES or status < 200
-    keep_alive = request.keep_alive
+    keep_alive = request.keep_alive and not response.close_connection
     writer = request.writer
     if isinstance(body, bytes):
         if not no_body:

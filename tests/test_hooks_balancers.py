@@ -30,6 +30,13 @@ class Pinned:
     def __init__(self, index: int) -> None:
         self.index = index
         self.observed: list[tuple[str, bool]] = []
+        self.lifecycle: list[str] = []
+
+    async def start(self) -> None:
+        self.lifecycle.append("start")
+
+    async def close(self) -> None:
+        self.lifecycle.append("close")
 
     def pick(self, ctx: RequestContext | None, candidates: Sequence[Backend]) -> Backend | None:
         return candidates[self.index % len(candidates)]
@@ -96,6 +103,15 @@ async def test_balancer_observes_a_successful_attempt(kairos_gateway, echo_backe
     async with http.get(gw.url + "/") as response:
         assert response.status == 200
     assert probe.built[0].observed == [("b0", True)]
+
+
+async def test_balancer_is_started_with_its_pool_and_closed_with_it(kairos_gateway, echo_backend):
+    probe = BalancerProbe()
+    upstream = pool(echo_backend.url, balancer={"name": "pinned", "config": {"index": 0}})
+    gw = await kairos_gateway({"routes": [{"prefix": "/", "upstream": upstream}]}, plugins=[probe])
+    assert probe.built[0].lifecycle == ["start"]
+    await gw.gateway.stop()
+    assert probe.built[0].lifecycle == ["start", "close"]
 
 
 async def test_installed_plugin_replaces_builtin_round_robin(kairos_gateway, backend_factory, http):

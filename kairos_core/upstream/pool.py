@@ -310,7 +310,10 @@ class UpstreamPool:
         self._refresh()
 
     async def start(self) -> None:
-        """Start active health checks, if configured."""
+        """Start the balancer (when it has an async `start`) and active health checks."""
+        starter = getattr(self.balancer, "start", None)
+        if starter is not None:
+            await starter()
         if self.config.health_check.active is not None:
             from kairos_core.resilience.health import ActiveHealthChecker
 

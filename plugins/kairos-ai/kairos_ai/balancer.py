@@ -267,6 +267,10 @@ class AiBalancer:
 
         return ask()
 
+    async def start(self) -> None:
+        """Prepare the model client, so the first decision is not eaten by its set-up."""
+        self.model.warm_up()
+
     async def close(self) -> None:
         """Cancel calls in flight and close the endpoint client."""
         for task in list(self._tasks):

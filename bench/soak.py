@@ -13,9 +13,11 @@ messages) and requests with a bad JWT or API key, which must get 401.
 Every `--reload-every` seconds the config file is rewritten with the next generation number
 and reloaded, alternately with `POST /config/reload` (must answer ok) and SIGHUP (the success
 counter must rise, the failure counter must not). Every `--flap-every` seconds one backend is
-stopped, alternately with SIGTERM (graceful) and SIGKILL (abrupt), and started again on the
-same port 5 s later; the next flap waits until the gateway reports every backend healthy, so
-each pool always keeps at least one healthy backend.
+stopped, in turn gracefully and abruptly, and started again on the same port 5 s later; the
+next flap waits until the gateway reports every backend healthy, so each pool always keeps at
+least one healthy backend. Graceful is how backends are taken down in production: drain (its
+/health answers 503 for 3 s, so the gateway's probe takes it out of rotation), then SIGTERM
+(open WebSockets get 1001, running requests finish). Abrupt is SIGKILL, nothing drained.
 
 Expected failures, and only these (anything else is unexpected and must be 0):
 
@@ -25,7 +27,12 @@ Expected failures, and only these (anything else is unexpected and must be 0):
 - a 502 for a POST in flight on a backend that was SIGKILLed (the error names it): POST is
   not idempotent, so the gateway rightly does not resend it;
 - a WebSocket session that ended early because its backend (named in its hello) stopped:
-  closed with 1001 after SIGTERM, or dropped after SIGKILL.
+  closed with 1001 after SIGTERM, or dropped after SIGKILL (a WebSocket is never moved).
+
+Without the drain, a graceful stop races the gateway: a backend closing its idle keep-alive
+connections can reset one on which the gateway has just sent a POST, and RFC 9112 §9.3.1
+forbids resending a non-idempotent request then (the gateway answers 502 upstream_reset).
+That is why graceful stops drain first, and why such a 502 after a drain is unexpected.
 
 A failure "on a stopped backend" must happen between the stop and 2 s after the restart.
 GETs and the cached route must never fail: they are retried on another backend.
@@ -54,12 +61,12 @@ import asyncio
 import datetime
 import itertools
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,6 +81,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BACKENDS = ("api-a", "api-b", "api-c", "bulk-a", "bulk-b")
 DOWN_FOR = 5.0
+DRAIN = 3.0
+"""Seconds a backend fails its health check before SIGTERM: the probe (every 1 s) sees it."""
 
 
 def free_port() -> int:
@@ -117,8 +126,11 @@ class Backend:
         await wait_for_port(self.port)
 
     async def stop(self, mode: str) -> None:
-        """SIGTERM (graceful, waited for) or SIGKILL (abrupt)."""
+        """Drain then SIGTERM (graceful, waited for), or SIGKILL (abrupt)."""
         assert self.process is not None
+        if mode == "term":
+            self.process.send_signal(signal.SIGUSR1)  # /health turns 503
+            await asyncio.sleep(DRAIN)
         self.process.send_signal(signal.SIGKILL if mode == "kill" else signal.SIGTERM)
         await asyncio.to_thread(self.process.wait, 15)
 
@@ -126,14 +138,14 @@ class Backend:
 class Soak:
     """The gateway, its backends, and the activities around them."""
 
-    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, workdir: Path, log: Path) -> None:
         self.args = args
         self.backends = {name: Backend(name) for name in BACKENDS}
         self.port, self.admin_port = free_port(), free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.config = workdir / "soak.yaml"
-        self.log = workdir / "gateway.log"
+        self.log = log
         self.generation = 0
         self.gateway: subprocess.Popen[bytes] | None = None
         self.ledger = Ledger()
@@ -144,6 +156,7 @@ class Soak:
         self.token = ""
         self.pid = 0
         self.trend = 0.0
+        self.started = 0.0
         self.flaps = itertools.count()
 
     def write_config(self) -> None:
@@ -161,7 +174,7 @@ class Soak:
         kairos = shutil.which("kairos", path=str(Path(sys.executable).parent)) or "kairos"
         command = [kairos, "serve", "--config", str(self.config)]
         command += ["--workers", str(self.args.workers)]
-        with self.log.open("ab") as log:
+        with self.log.open("wb") as log:
             self.gateway = spawn(command, stdout=subprocess.DEVNULL, stderr=log)
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
@@ -303,7 +316,7 @@ class Soak:
         assert self.gateway is not None
         self.pid = self.gateway.pid
         warmup = min(self.args.warmup, self.args.duration / 2)
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as admin:
             await self.phase(warmup, admin)
             first = await self.quiet(admin)
@@ -312,7 +325,7 @@ class Soak:
             await self.phase(self.args.duration - warmup, admin)
             last = await self.quiet(admin)
             self.samples.append(last)
-        self.trend = slope_mib_per_min(self.samples[mark:])
+        self.trend = slope_mib_per_min(self.samples[mark:-1])  # under load only
         return first, last, warmup, time.monotonic() - started
 
 
@@ -336,18 +349,17 @@ def verdict(soak: Soak, first: Sample, last: Sample) -> Verdict:
     return Verdict(checks)
 
 
-async def main_async(args: argparse.Namespace, workdir: Path) -> int:
-    soak = Soak(args, workdir)
+async def main_async(args: argparse.Namespace, workdir: Path, stamp: str) -> int:
+    """Run the soak, write the report; 0 when every check passed."""
+    soak = Soak(args, workdir, args.results / f"soak-{stamp}.log")
     try:
         await soak.start()
         first, last, warmup, elapsed = await soak.run()
     finally:
         await soak.stop()
     result = verdict(soak, first, last)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     text = report(soak, args, first, last, warmup, elapsed, result, stamp)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"soak-{stamp}.md"
+    path = args.results / f"soak-{stamp}.md"
     path.write_text(text)
     print(text)
     print(f"written to {path}; gateway log {soak.log}", file=sys.stderr)
@@ -363,11 +375,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent load clients")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the baseline")
     parser.add_argument("--sample-every", type=float, default=2.0, help="seconds")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="report directory")
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
-    workdir = Path(os.environ.get("KAIROS_SOAK_DIR") or RESULTS / "soak-work")
-    workdir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(main_async(args, workdir))
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="kairos-soak-") as workdir:
+        return asyncio.run(main_async(args, Path(workdir), stamp))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
     python bench/soak_backend.py PORT NAME
 
 Every HTTP answer names the backend (`X-Backend`) so the load can tell which one served it.
+SIGUSR1 starts draining: /health answers 503 from then on, everything else is still served.
 SIGTERM is a graceful stop: the listener closes, open WebSockets are closed with 1001 (going
 away) and running requests may finish for up to 10 s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import signal
 import sys
 import weakref
 
@@ -29,8 +32,11 @@ def build(name: str) -> web.Application:
     """The soak backend's application, answering as `name`."""
     sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
     headers = {"X-Backend": name}
+    draining = asyncio.Event()
 
     async def health(request: web.Request) -> web.Response:
+        if draining.is_set():
+            return web.Response(status=503, text="draining", headers=headers)
         return web.Response(text="ok", headers=headers)
 
     async def item(request: web.Request) -> web.Response:
@@ -75,7 +81,11 @@ def build(name: str) -> web.Application:
         for socket in list(sockets):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"backend stopping")
 
+    async def drain_on_signal(app: web.Application) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, draining.set)
+
     app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.on_startup.append(drain_on_signal)
     app.router.add_get("/health", health)
     app.router.add_get("/ws", websocket)
     app.router.add_get("/stream", stream)

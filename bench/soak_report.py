@@ -73,8 +73,12 @@ def report(
     lines += [
         f"Reloads: {len(soak.reloads)} ({admin} via the admin API, "
         f"{len(soak.reloads) - admin} via SIGHUP), {len(failed)} failed.",
-        f"Flaps: {len(ledger.stops)} ({terms} SIGTERM, {kills} SIGKILL), each backend down "
-        "5 s, the next flap only once all were healthy again.",
+        f"Flaps: {len(ledger.stops)} ({terms} drained and SIGTERMed, {kills} SIGKILLed), each "
+        "backend down 5 s, the next flap only once all were healthy again.",
+        "",
+        "Flap log (seconds since the start, backend, how): "
+        + ", ".join(f"{s.began - soak.started:.0f} {s.backend} {s.mode}" for s in ledger.stops)
+        + ".",
         "",
         "| at rest | processes | RSS MiB | open fds | asyncio tasks |",
         "|---|---:|---:|---:|---:|",

@@ -154,7 +154,7 @@ class Client:
     async def ws(self, session: aiohttp.ClientSession, began: float) -> None:
         """A WebSocket session of 20 echoed messages; ended early only by its backend stopping."""
         backend: str | None = None
-        async with session.ws_connect(f"{self.base}/ws", headers=self.key, timeout=10) as socket:
+        async with session.ws_connect(f"{self.base}/ws", headers=self.key) as socket:
             try:
                 hello = await socket.receive_str(timeout=10)
                 backend = hello.removeprefix("hello from ")

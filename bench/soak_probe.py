@@ -22,6 +22,7 @@ class Sample:
     tasks: float
     in_flight: float
     connections: float
+    rss_by_pid: dict[int, int]
 
 
 def tree(root: int) -> list[int]:
@@ -85,14 +86,16 @@ async def sample(session: aiohttp.ClientSession, admin: str, root: int) -> Sampl
     """Read the tree and the gauges now."""
     text = await metrics(session, admin)
     pids = tree(root)
+    rss = {p: rss_kib(p) for p in pids}
     return Sample(
         at=time.monotonic(),
         pids=tuple(pids),
-        rss_kib=sum(rss_kib(p) for p in pids),
+        rss_kib=sum(rss.values()),
         fds=sum(fd_count(p) for p in pids),
         tasks=gauge(text, "kairos_event_loop_tasks"),
         in_flight=gauge(text, "kairos_requests_in_flight"),
         connections=gauge(text, "kairos_open_connections"),
+        rss_by_pid=rss,
     )
 
 
@@ -107,7 +110,22 @@ def median(samples: list[Sample]) -> Sample:
         tasks=statistics.median(s.tasks for s in samples),
         in_flight=statistics.median(s.in_flight for s in samples),
         connections=statistics.median(s.connections for s in samples),
+        rss_by_pid={
+            pid: int(statistics.median(s.rss_by_pid.get(pid, 0) for s in samples))
+            for pid in last.pids
+        },
     )
+
+
+def worst_rss_growth(first: Sample, last: Sample) -> tuple[int, float, float]:
+    """The process whose RSS grew most past its limit: (pid, growth KiB, limit KiB)."""
+    worst = (0, 0.0, 1.0)
+    for pid, before in first.rss_by_pid.items():
+        growth = last.rss_by_pid.get(pid, 0) - before
+        limit = max(before * 0.10, 8 * 1024)
+        if growth / limit > worst[1] / worst[2]:
+            worst = (pid, float(growth), limit)
+    return worst
 
 
 def slope_mib_per_min(samples: list[Sample]) -> float:

@@ -84,3 +84,10 @@ def bench(session: nox.Session) -> None:
     """Kairos beside nginx and a minimal aiohttp proxy, plus microbenchmarks (`-- --smoke`)."""
     _install_everything(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def soak(session: nox.Session) -> None:
+    """10 minutes of mixed load, reloads every 15 s and flapping backends (`-- --duration 60`)."""
+    _install_everything(session)
+    session.run("python", "bench/soak.py", *session.posargs)

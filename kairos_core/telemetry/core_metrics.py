@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from typing import Any
 
@@ -100,11 +101,23 @@ class CoreMetrics:
             "kairos_open_connections", "Client connections open now."
         ).labels()
         metrics.gauge(
+            "kairos_event_loop_tasks",
+            "asyncio tasks alive in the event loop, counted at scrape time (leak detector).",
+        ).labels().set_function(event_loop_tasks)
+        metrics.gauge(
             "kairos_build_info",
             "Version of the running gateway.",
             ("version", "python"),
             merge="max",
         ).labels(__version__, platform.python_version()).set(1)
+
+
+def event_loop_tasks() -> float:
+    """Tasks of the running event loop (0 outside one); called at scrape time only."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
 
 
 class RouteStats:

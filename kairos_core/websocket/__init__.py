@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiohttp import web
 
@@ -91,6 +91,28 @@ class _HeadReader(asyncio.Protocol):
             )
 
 
+class _Unanswered(NamedTuple):
+    """No handshake answer from a backend: the error for the client and what went wrong."""
+
+    response: Response
+    outcome: int
+
+
+def _may_retry(ctx: RequestContext, outcome: int, attempts: int) -> bool:
+    """Another backend may be tried under the route's retry policy (no backoff: it is another)."""
+    policy = ctx.route.retry
+    if policy is None or attempts > policy.max_retries or not policy.wants(outcome):
+        return False
+    if not policy.budget.try_spend():
+        policy.budget_refusals += 1
+        return False
+    policy.retries_made += 1
+    ctx.retries += 1
+    if ctx.route.stats is not None:
+        ctx.route.stats.retries.value += 1
+    return True
+
+
 class WebSocketProxy:
     """Proxies the WebSocket connections of one route to its pool; counts and limits them."""
 
@@ -115,19 +137,29 @@ class WebSocketProxy:
             )
         if self.config.max_connections and self.open >= self.config.max_connections:
             return await self._refuse(request, key)
-        try:
-            backend = pool.choose(ctx)
-        except NoBackendAvailable as exc:
-            return error_response(503, "no_backend_available", str(exc), ctx.request_id)
-        backend.attempt()
-        try:
-            return await self._proxy(ctx, pool, backend, host_header or backend.host_header)
-        finally:
-            backend.release()
+        policy = ctx.route.retry
+        if policy is not None:
+            policy.budget.note_request()
+        tried: list[Backend] = []
+        while True:
+            try:
+                backend = pool.choose(ctx, tried)
+            except NoBackendAvailable as exc:
+                return error_response(503, "no_backend_available", str(exc), ctx.request_id)
+            backend.attempt()
+            try:
+                result = await self._proxy(ctx, pool, backend, host_header or backend.host_header)
+            finally:
+                backend.release()
+            if not isinstance(result, _Unanswered):
+                return result
+            tried.append(backend)
+            if not _may_retry(ctx, result.outcome, len(tried)):
+                return result.response
 
     async def _proxy(
         self, ctx: RequestContext, pool: UpstreamPool, backend: Backend, host: str
-    ) -> Response:
+    ) -> Response | _Unanswered:
         loop = asyncio.get_running_loop()
         timeouts = ctx.route.timeouts
         reader = _HeadReader()
@@ -144,14 +176,12 @@ class WebSocketProxy:
                     else None,
                 )
         except (OSError, TimeoutError) as exc:
-            backend.report(TIMEOUT if isinstance(exc, TimeoutError) else CONNECT_ERROR)
+            outcome = TIMEOUT if isinstance(exc, TimeoutError) else CONNECT_ERROR
+            backend.report(outcome)
             kind = "upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_connect"
-            return error_response(
-                504 if kind == "upstream_timeout" else 502,
-                kind,
-                f"cannot open a WebSocket to {backend.name}: {exc}",
-                ctx.request_id,
-            )
+            message = f"cannot open a WebSocket to {backend.name}: {exc}"
+            status = 504 if kind == "upstream_timeout" else 502
+            return _Unanswered(error_response(status, kind, message, ctx.request_id), outcome)
         try:
             transport.write(upgrade_request(ctx, host, self.config.compression))
             async with asyncio.timeout(timeouts.total or timeouts.read):
@@ -160,9 +190,9 @@ class WebSocketProxy:
         except (HandshakeError, TimeoutError, OSError) as exc:
             transport.close()
             backend.report(BROKEN)
-            return error_response(
-                502, "upstream_handshake", f"{backend.name}: {exc or 'no answer'}", ctx.request_id
-            )
+            message = f"{backend.name}: {exc or 'no answer'}"
+            answer = error_response(502, "upstream_handshake", message, ctx.request_id)
+            return _Unanswered(answer, TIMEOUT if isinstance(exc, TimeoutError) else BROKEN)
         backend.report(status)
         if status != 101:
             transport.close()

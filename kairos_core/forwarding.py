@@ -119,7 +119,7 @@ def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMu
 
 def request_id(incoming: str | None) -> str:
     """Propagate a well-formed incoming request id, or make a new random 128-bit one."""
-    if incoming and _REQUEST_ID_RE.match(incoming):
+    if incoming and _REQUEST_ID_RE.fullmatch(incoming):
         return incoming
     return f"{random.getrandbits(128):032x}"  # an identifier, not a secret: no syscall needed
 
@@ -140,7 +140,10 @@ def _forwarded_host(host: str) -> str:
     """The `;host=` parameter of a Forwarded element (quoted unless a token), memoised."""
     param = _HOST_PARAMS.get(host)
     if param is None:
-        param = f";host={host}" if _TOKEN_RE.match(host) else f';host="{host}"'
+        if _TOKEN_RE.fullmatch(host):
+            param = f";host={host}"
+        else:  # a quoted-string: escape `\` and `"` so a Host header cannot add elements
+            param = ';host="' + host.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if len(_HOST_PARAMS) > 1024:
             _HOST_PARAMS.clear()
         _HOST_PARAMS[host] = param

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,13 @@ def load_config_text(
     A document in the seed system's `config.json` format is converted first; what has no
     equivalent is listed in the result's `warnings`.
     """
+    try:
+        return _load_text(text, source, env)
+    except RecursionError:
+        raise ConfigError.single(source, (), "the document is nested too deeply") from None
+
+
+def _load_text(text: str, source: str, env: Mapping[str, str] | None) -> LoadedConfig:
     data, lines = parse_document(text, source)
     if data is None:
         data = {}
@@ -130,6 +137,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

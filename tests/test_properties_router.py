@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from kairos_core.router import RouteMatch, RouteSpec, Router, normalize_path, split_path
+from kairos_core.router import RouteMatch, Router, RouteSpec, normalize_path, split_path
 
 BOUNDED = settings(
-    max_examples=250,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     database=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
@@ -96,7 +96,7 @@ def path_match(route: Route, segs: list[str]) -> tuple[tuple[int, ...], dict[str
     At each depth: static child 0 < param child 1 < catch-all here 2 < prefix here 3; at the
     end of the path: exact 2 < prefix 3 (no child can follow there).
     """
-    tokens = list(route.tokens)
+    tokens = list(route.tokens) or [""]  # "/" is one empty segment
     if route.prefix:
         while tokens and tokens[-1] == "":
             tokens.pop()  # the router drops a prefix's trailing slashes
@@ -168,6 +168,10 @@ def reference(
         max_size=6,
     ),
 )
+@example(
+    [Route((), False, None, (), None, 0), Route((), True, None, (), None, 0)],
+    [("GET", "a.com", [""], None)],
+)  # exact "/" beats prefix "/"
 def test_router_agrees_with_a_naive_scan(
     table: list[Route], requests: list[tuple[str, str, list[str], str | None]]
 ) -> None:

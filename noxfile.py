@@ -84,3 +84,11 @@ def bench(session: nox.Session) -> None:
     """Kairos beside nginx and a minimal aiohttp proxy, plus microbenchmarks (`-- --smoke`)."""
     _install_everything(session)
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Atheris targets in fuzz/, 60 s each (`-- 300 dns jwt`, or KAIROS_FUZZ_SECONDS); crashes saved."""
+    _install_everything(session)
+    session.install("atheris")
+    session.run("python", "fuzz/run.py", *session.posargs)

@@ -16,9 +16,3 @@ def test_one_input(data: bytes) -> None:
     except ConfigError as exc:
         assert exc.source == SOURCE and exc.problems
         str(exc)
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

@@ -31,9 +31,3 @@ def test_one_input(data: bytes) -> None:
     except Malformed:
         return
     without_cookie(data, layout)
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

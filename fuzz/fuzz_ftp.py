@@ -53,9 +53,3 @@ def test_one_input(data: bytes) -> None:
         pass
     parse_facts(data.decode("utf-8", "replace"))
     _LOOP.run_until_complete(_replies(data))
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

@@ -60,9 +60,3 @@ def test_one_input(data: bytes) -> None:
         assert name.lower() not in HOP_BY_HOP | named
     assert _ID.fullmatch(request_id(incoming.get("X-Request-Id")))
     client_address(peer, incoming, TRUSTED)
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

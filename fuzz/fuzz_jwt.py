@@ -45,9 +45,3 @@ def test_one_input(data: bytes) -> None:
         return
     assert mode == 1 or token == VALID, token  # only a correctly signed token may verify
     assert verified.consumer.name
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

@@ -34,9 +34,3 @@ def test_one_input(data: bytes) -> None:
         if path is not None:
             found = router.match(method, host, path, headers)
             assert isinstance(found, RouteMatch | frozenset)
-
-
-if __name__ == "__main__":
-    from _atheris import fuzz
-
-    fuzz(test_one_input)

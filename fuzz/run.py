@@ -22,7 +22,8 @@ def run(target: str, seconds: int) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix=f"kairos-fuzz-{target}-") as work:
         command = [
             sys.executable,
-            str(HERE / f"fuzz_{target}.py"),
+            str(HERE / "_atheris.py"),
+            target,
             work,  # new inputs go to the first corpus directory: keep the seeds untouched
             str(seeds),
             f"-max_total_time={seconds}",

@@ -46,6 +46,9 @@ DOCS = st.recursive(
     ),
     max_leaves=25,
 )
+ALIAS_BOMB = 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+    f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
 VALID: dict[str, Any] = {
     "routes": [
         {"path": "/a/{id}", "methods": ["GET"], "upstream": {"backends": [{"url": "http://x:1"}]}}
@@ -86,7 +89,10 @@ def test_structured_documents_load_or_fail_with_a_config_error(doc: Any, as_json
 @example("? {a: 1}\n: 2\n")
 @example("[" * 3000)  # deep JSON: RecursionError before the fix
 @example("a:" + " [" * 3000)  # deep YAML
-@example("a: &a [*a]\n")  # a self-referencing alias: endless interpolation
+@example("a: &a [*a]\n")
+@example(
+    ALIAS_BOMB
+)  # 9**9 values from 9 aliases: hung the loader (and admin validate) before  # a self-referencing alias: endless interpolation
 @example('{"a": 1, "a": 2}')
 @example("a: 1\na: 2\n")
 def test_arbitrary_text_loads_or_fails_with_a_config_error(text: str) -> None:

@@ -18,6 +18,8 @@ from kairos_core.config.errors import ConfigError, ConfigProblem, Loc, problems_
 from kairos_core.config.models import GatewayConfig
 from kairos_core.config.seed import convert_seed, is_seed_config
 
+MAX_NODES = 1_000_000
+"""Most values a document may expand to: a few YAML aliases can otherwise stand for billions."""
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
 
 
@@ -121,6 +123,10 @@ def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         return data, _line_map(node) if node is not None else {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise ConfigError.single(
+                source, (), f"the document expands to more than {MAX_NODES} values (YAML aliases)"
+            )
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
@@ -128,6 +134,19 @@ def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     except yaml.YAMLError as exc:
         raise ConfigError.single(source, (), f"invalid YAML: {exc}") from None
     return data, _line_map(node) if node is not None else {}
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many values `node` stands for once its aliases are expanded (each node counted once)."""
+    size = seen.get(id(node))
+    if size is None:
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(_expanded_size(item, seen) for item in node.value)
+        seen[id(node)] = size
+    return size
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -55,6 +55,7 @@ def lint(session: nox.Session) -> None:
         *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
         "tools/kairos_docgen",
         "docs/examples/kairos-example-auth/kairos_example_auth",
+        "fuzz",
     )
 
 

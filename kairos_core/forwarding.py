@@ -81,9 +81,8 @@ def upstream_headers(
 ) -> CIMultiDict[str]:
     """Headers to send upstream: end-to-end ones kept, forwarding headers appended."""
     drop = _REQUEST_DROP
-    connection = incoming.get("Connection")
-    if connection:
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if "Connection" in incoming:
+        drop = drop | _connection_tokens(incoming)
     if not trusted_peer:
         drop = drop | FORWARDING
     out: CIMultiDict[str] = CIMultiDict()
@@ -107,14 +106,22 @@ def upstream_headers(
 def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
     """A backend's response headers minus the connection-specific ones."""
     drop = HOP_BY_HOP
-    connection = incoming.get("Connection")
-    if connection:
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if "Connection" in incoming:
+        drop = drop | _connection_tokens(incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         if name.lower() not in drop:
             out.add(name, value)
     return out
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    """The field names listed by every `Connection` header (a list field: it may repeat)."""
+    return {
+        token.strip().lower()
+        for value in headers.getall("Connection")
+        for token in value.split(",")
+    }
 
 
 def request_id(incoming: str | None) -> str:

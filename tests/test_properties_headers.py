@@ -95,6 +95,12 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 @BOUNDED
 @given(HEADERS, PEERS, st.sampled_from(["http", "https"]), VALUES)
 @example([("Connection", "x-private"), ("X-Private", "1")], "127.0.0.1", "http", "h")
+@example(
+    [("Connection", "keep-alive"), ("Connection", "X-Private"), ("X-Private", "1")],
+    "127.0.0.1",
+    "http",
+    "h",
+)  # found by atheris: only the first Connection header was read
 @example([], "127.0.0.1", "http", 'a", for=6.6.6.6;x="')  # Host broke out of the quotes
 @example([], "::1", "https", "a\\")
 def test_untrusted_clients_cannot_forward_or_spoof(
@@ -148,6 +154,7 @@ def parse_forwarded_tail(peer: str, host: str) -> str:
 
 @BOUNDED
 @given(HEADERS)
+@example([("Connection", "close"), ("Connection", "X-Hop"), ("X-Hop", "1")])
 def test_responses_lose_connection_specific_headers(headers: list[tuple[str, str]]) -> None:
     incoming = CIMultiDict(headers)
     out = response_headers(incoming)

@@ -55,6 +55,7 @@ def lint(session: nox.Session) -> None:
         *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
         "tools/kairos_docgen",
         "docs/examples/kairos-example-auth/kairos_example_auth",
+        "fuzz",
     )
 
 
@@ -91,3 +92,11 @@ def soak(session: nox.Session) -> None:
     """10 minutes of mixed load, reloads every 15 s and flapping backends (`-- --duration 60`)."""
     _install_everything(session)
     session.run("python", "bench/soak.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Atheris targets in fuzz/, 60 s each (`-- 300 dns jwt`, or KAIROS_FUZZ_SECONDS); crashes saved."""
+    _install_everything(session)
+    session.install("atheris")
+    session.run("python", "fuzz/run.py", *session.posargs)

@@ -83,9 +83,8 @@ def upstream_headers(
 ) -> CIMultiDict[str]:
     """Headers to send upstream: end-to-end ones kept, forwarding headers appended."""
     drop = _REQUEST_DROP
-    connection = incoming.get("Connection")
-    if connection:
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if "Connection" in incoming:
+        drop = drop | _connection_tokens(incoming)
     if not trusted_peer:
         drop = drop | FORWARDING
     out: CIMultiDict[str] = CIMultiDict()
@@ -109,9 +108,8 @@ def upstream_headers(
 def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
     """A backend's response headers minus the connection-specific ones."""
     drop = HOP_BY_HOP
-    connection = incoming.get("Connection")
-    if connection:
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
+    if "Connection" in incoming:
+        drop = drop | _connection_tokens(incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         if name.lower() not in drop:
@@ -119,9 +117,18 @@ def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMu
     return out
 
 
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    """The field names listed by every `Connection` header (a list field: it may repeat)."""
+    return {
+        token.strip().lower()
+        for value in headers.getall("Connection")
+        for token in value.split(",")
+    }
+
+
 def request_id(incoming: str | None) -> str:
     """Propagate a well-formed incoming request id, or make a new random 128-bit one."""
-    if incoming and _REQUEST_ID_RE.match(incoming):
+    if incoming and _REQUEST_ID_RE.fullmatch(incoming):
         return incoming
     return f"{random.getrandbits(128):032x}"  # an identifier, not a secret: no syscall needed
 
@@ -142,7 +149,10 @@ def _forwarded_host(host: str) -> str:
     """The `;host=` parameter of a Forwarded element (quoted unless a token), memoised."""
     param = _HOST_PARAMS.get(host)
     if param is None:
-        param = f";host={host}" if _TOKEN_RE.match(host) else f';host="{host}"'
+        if _TOKEN_RE.fullmatch(host):
+            param = f";host={host}"
+        else:  # a quoted-string: escape `\` and `"` so a Host header cannot add elements
+            param = ';host="' + host.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if len(_HOST_PARAMS) > 1024:
             _HOST_PARAMS.clear()
         _HOST_PARAMS[host] = param

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from kairos_core.config.errors import ConfigError, ConfigProblem, Loc, problems_
 from kairos_core.config.models import GatewayConfig
 from kairos_core.config.seed import convert_seed, is_seed_config
 
+MAX_NODES = 1_000_000
+"""Most values a document may expand to: a few YAML aliases can otherwise stand for billions."""
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\$\$")
 
 
@@ -69,6 +71,13 @@ def load_config_text(
     A document in the seed system's `config.json` format is converted first; what has no
     equivalent is listed in the result's `warnings`.
     """
+    try:
+        return _load_text(text, source, env)
+    except RecursionError:
+        raise ConfigError.single(source, (), "the document is nested too deeply") from None
+
+
+def _load_text(text: str, source: str, env: Mapping[str, str] | None) -> LoadedConfig:
     data, lines = parse_document(text, source)
     if data is None:
         data = {}
@@ -114,6 +123,10 @@ def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         return data, _line_map(node) if node is not None else {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise ConfigError.single(
+                source, (), f"the document expands to more than {MAX_NODES} values (YAML aliases)"
+            )
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
@@ -123,6 +136,19 @@ def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     return data, _line_map(node) if node is not None else {}
 
 
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many values `node` stands for once its aliases are expanded (each node counted once)."""
+    size = seen.get(id(node))
+    if size is None:
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(_expanded_size(item, seen) for item in node.value)
+        seen[id(node)] = size
+    return size
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A SafeLoader that refuses duplicate keys instead of silently keeping the last."""
 
@@ -130,6 +156,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

@@ -54,7 +54,7 @@ def parse_facts(line: str) -> Facts:
     return Facts(
         name=name,
         type=facts.get("type", "").lower(),
-        size=int(size_text) if size_text and size_text.isdigit() else None,
+        size=int(size_text) if size_text and size_text.isascii() and size_text.isdigit() else None,
         modified=parse_time(facts.get("modify", "")),
     )
 

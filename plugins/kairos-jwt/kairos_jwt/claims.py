@@ -18,7 +18,7 @@ def decode_claims(payload: bytes) -> dict[str, Any]:
     """The JWT claims set: the JWS payload as a JSON object."""
     try:
         claims = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: RecursionError
         raise TokenRejected(errors.MALFORMED, "malformed token: payload is not JSON") from None
     if not isinstance(claims, dict):
         raise TokenRejected(errors.MALFORMED, "malformed token: claims are not a JSON object")

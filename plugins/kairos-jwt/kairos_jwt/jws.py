@@ -65,7 +65,7 @@ def parse_compact(token: str, detached_payload: bytes | None = None) -> ParsedJw
             payload_b64 = _b64url_encode(detached_payload)
         else:
             payload = b64url_decode(payload_b64)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise _malformed("bad base64url or JSON header") from None
     if not isinstance(header, dict):
         raise _malformed("header is not a JSON object")

@@ -136,6 +136,14 @@ def test_migrate_refuses_what_is_not_a_seed_config(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_migrate_refuses_a_document_nested_too_deeply(tmp_path: Path) -> None:
+    deep = tmp_path / "config.json"
+    deep.write_text('{"routers": ' + "[" * 5000 + "]" * 5000 + "}")
+    result = run("config", "migrate", str(deep))
+    assert result.exit_code == 1
+    assert f"{deep}: (top level): the document is nested too deeply" in result.output
+
+
 def test_config_group_lists_migrate() -> None:
     result = run("config", "--help")
     assert result.exit_code == 0

@@ -6,7 +6,8 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,15 @@ def load_config_text(
     A document in the seed system's `config.json` format is converted first; what has no
     equivalent is listed in the result's `warnings`.
     """
-    try:
+    with not_too_deep(source):
         return _load_text(text, source, env)
+
+
+@contextmanager
+def not_too_deep(source: str) -> Iterator[None]:
+    """Turn a RecursionError (data nested thousands deep) into a ConfigError naming `source`."""
+    try:
+        yield
     except RecursionError:
         raise ConfigError.single(source, (), "the document is nested too deeply") from None
 

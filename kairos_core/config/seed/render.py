@@ -10,7 +10,12 @@ from typing import Any
 import yaml
 
 from kairos_core.config.errors import ConfigError
-from kairos_core.config.loader import interpolate, parse_document, validate_config
+from kairos_core.config.loader import (
+    interpolate,
+    not_too_deep,
+    parse_document,
+    validate_config,
+)
 from kairos_core.config.seed import convert_seed, is_seed_config
 from kairos_core.version import __version__
 
@@ -62,6 +67,11 @@ def migrate_file(path: str | os.PathLike[str]) -> tuple[str, tuple[str, ...]]:
         raise ConfigError.single(source, (), "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.single(source, (), f"cannot read file: {exc}") from None
+    with not_too_deep(source):
+        return _migrate_text(text, source)
+
+
+def _migrate_text(text: str, source: str) -> tuple[str, tuple[str, ...]]:
     data, lines = parse_document(text, source)
     if not isinstance(data, dict) or not is_seed_config(data, source, lines):
         raise ConfigError.single(

@@ -11,6 +11,8 @@ from aiohttp import WSMsgType, web
 from kairos_core.testing import require_service
 
 SLOW_GROUPS = ["9.*", "12.*", "13.*"]
+RERUNS = 2
+"""Times a case that differs is run again, both ways, before the difference counts."""
 
 
 def echo_app() -> web.Application:
@@ -61,15 +63,32 @@ async def compare(kairos_gateway, backend_factory, cases: list[str], exclude: li
             ]
         }
     )
-    direct = await run_cases(backend.url.replace("http", "ws", 1), cases, exclude)
-    proxied = await run_cases(gw.url.replace("http", "ws", 1), cases, exclude)
+    direct_url, proxied_url = backend.url.replace("http", "ws", 1), gw.url.replace("http", "ws", 1)
+    direct = await run_cases(direct_url, cases, exclude)
+    proxied = await run_cases(proxied_url, cases, exclude)
     assert len(direct) > 0
-    differences = {
+    differences = _differences(direct, proxied)
+    for _ in range(RERUNS):
+        # A few cases race by nature: the echo backend closes its socket with the client's
+        # next frames unread, so the kernel may answer with a reset that overtakes its close
+        # frame (seen with 3.4 on a loaded machine). Such a case must match on a re-run.
+        if not differences:
+            break
+        again = list(differences)
+        direct.update(await run_cases(direct_url, again, []))
+        proxied.update(await run_cases(proxied_url, again, []))
+        differences = _differences(direct, proxied)
+    assert differences == {}
+
+
+def _differences(
+    direct: dict[str, tuple[str, str]], proxied: dict[str, tuple[str, str]]
+) -> dict[str, tuple[tuple[str, str], tuple[str, str] | None]]:
+    return {
         case: (direct[case], proxied.get(case))
         for case in direct
         if direct[case] != proxied.get(case)
     }
-    assert differences == {}
 
 
 async def test_autobahn_cases_match_direct(kairos_gateway, backend_factory) -> None:

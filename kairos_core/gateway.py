@@ -188,6 +188,7 @@ class Gateway:
             keepalive_timeout=server_config.keepalive_timeout,
             header_timeout=server_config.header_timeout,
             max_connections=server_config.max_connections,
+            refused=self.core.connections_refused,
             max_line_size=server_config.max_header_size,
             max_field_size=server_config.max_header_size,
             max_headers=server_config.max_headers,

@@ -155,7 +155,8 @@ async def test_max_connections_closes_new_connections_beyond_the_limit() -> None
         writer.write(HEAD + b"\r\n")
         assert await closed_within(reader, 1.0) == b""
         writer.close()
-        assert gw.gateway.listeners[0].http.refused == 1
+        assert gw.gateway.listeners[0].http.refused.value == 1
+        assert gw.gateway.core.connections_refused.value == 1  # kairos_connections_refused_total
         held.pop()[1].close()
         await asyncio.sleep(0.1)
         reader, writer = await asyncio.open_connection(host, port)

@@ -11,6 +11,8 @@ from typing import Any, cast
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
+from kairos_core.metrics import CounterChild
+
 log = logging.getLogger("kairos.server")
 
 _parse = web_protocol.RequestHandler.data_received  # called directly: cheaper than super()
@@ -32,7 +34,7 @@ class KairosRequestHandler(web_protocol.RequestHandler):
         server = self._manager
         if isinstance(server, KairosServer) and server.full():
             self._refused = True
-            server.refused += 1
+            server.refused.inc()
             cast("asyncio.Transport", transport).abort()
             return
         if not self.client_peer:
@@ -126,13 +128,14 @@ class KairosServer(web.Server):
         handler_cancellation: bool = True,
         header_timeout: float = 10.0,
         max_connections: int = 10_000,
+        refused: CounterChild | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, handler_cancellation=handler_cancellation, **kwargs)
         self._handler_kwargs = kwargs
         self.header_timeout = header_timeout
         self.max_connections = max_connections
-        self.refused = 0
+        self.refused = refused if refused is not None else CounterChild()
         """Connections closed at once because `max_connections` were open."""
 
     def full(self) -> bool:

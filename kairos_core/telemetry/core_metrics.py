@@ -100,6 +100,10 @@ class CoreMetrics:
         self.open_connections = metrics.gauge(
             "kairos_open_connections", "Client connections open now."
         ).labels()
+        self.connections_refused = metrics.counter(
+            "kairos_connections_refused_total",
+            "Client connections closed at once because `server.max_connections` were open.",
+        ).labels()
         metrics.gauge(
             "kairos_event_loop_tasks",
             "asyncio tasks alive in the event loop, counted at scrape time (leak detector).",

@@ -63,7 +63,6 @@ import itertools
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -85,33 +84,14 @@ from soak_probe import (
 )
 from soak_report import Verdict, report
 
+from kairos_core.testing import free_port, wait_for_port
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BACKENDS = ("api-a", "api-b", "api-c", "bulk-a", "bulk-b")
 DOWN_FOR = 5.0
 DRAIN = 3.0
 """Seconds a backend fails its health check before SIGTERM: the probe (every 1 s) sees it."""
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Return once something accepts connections on `port`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 def spawn(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -6,19 +6,14 @@ import json
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kairos_core.config.errors import ConfigError, format_loc
 from kairos_core.config.loader import LoadedConfig, load_config_text
+from kairos_core.testing.properties import bounded
 
-BOUNDED = settings(
-    max_examples=100,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+BOUNDED = bounded(100)
 SOURCE = "fuzzed/kairos.yaml"
 
 # Field names of the real models (and the seed format), so documents reach deep validation.

@@ -21,14 +21,9 @@ from kairos_core.forwarding import (
     response_headers,
     upstream_headers,
 )
+from kairos_core.testing.properties import bounded
 
-BOUNDED = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+BOUNDED = bounded(200)
 GATEWAY_SET = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/+=-"
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from kairos_core.router import RouteMatch, Router, RouteSpec, normalize_path, split_path
+from kairos_core.testing.properties import bounded
 
-BOUNDED = settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+BOUNDED = bounded(150)
 
 # Static pattern segments as written and as the router compares them (unreserved escapes decoded).
 STATIC = {"a": "a", "b": "b", "A": "A", "%41": "A", "%7e": "~", "": "", "%2F": "%2F"}

@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from kairos_core import redact_url
-from kairos_core.testing import GatewayProcess
+from kairos_core.testing import GatewayProcess, free_port
 
 pytest.importorskip("kairos_jwt")
 pytest.importorskip("kairos_ratelimit")
@@ -109,15 +109,6 @@ routes:
 """
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def _drive_traffic(http: aiohttp.ClientSession, url: str) -> list[str]:
     """Requests that make every plugin work and log; the gateway-made bodies and headers."""
     bodies = []
@@ -185,7 +176,7 @@ def _b64(text: str) -> str:
 
 async def test_no_secret_in_any_response_or_log(echo_backend, tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
-    text = _config(echo_backend.url, _closed_port())
+    text = _config(echo_backend.url, free_port())
     config.write_text(text)
     gateway = await GatewayProcess(["--config", str(config)], env=ENV).start()
     try:

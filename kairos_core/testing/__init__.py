@@ -8,7 +8,7 @@ The pytest fixtures in `kairos_core.testing.pytest_plugin` wrap these.
 
 from kairos_core.testing.backends import Backend, EchoRecord, echo_app, start_backend
 from kairos_core.testing.harness import RunningGateway, running_gateway
-from kairos_core.testing.process import GatewayProcess
+from kairos_core.testing.process import GatewayProcess, free_port, wait_for_port
 from kairos_core.testing.services import redis_available, require_service
 
 __all__ = [
@@ -17,8 +17,10 @@ __all__ = [
     "GatewayProcess",
     "RunningGateway",
     "echo_app",
+    "free_port",
     "redis_available",
     "require_service",
     "running_gateway",
     "start_backend",
+    "wait_for_port",
 ]

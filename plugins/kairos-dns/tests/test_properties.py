@@ -8,7 +8,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from kairos_dns.resolver import ZoneTable
 from kairos_dns.wire import (
@@ -25,13 +25,9 @@ from kairos_dns.wire import (
     without_cookie,
 )
 
-BOUNDED = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from kairos_core.testing.properties import bounded
+
+BOUNDED = bounded(300)
 LABELS = st.text("abcdeXYZ09-_", min_size=1, max_size=10)
 NAMES = st.lists(LABELS, min_size=0, max_size=5).map(lambda labels: ".".join([*labels, ""]))
 TYPES = st.sampled_from(["A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "PTR", "SRV"])

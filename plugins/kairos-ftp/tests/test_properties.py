@@ -7,7 +7,7 @@ import contextlib
 import ipaddress
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from kairos_ftp.addresses import (
     AddressError,
@@ -34,13 +34,9 @@ from kairos_ftp.channel import (
 )
 from kairos_ftp.client import parse_facts
 
-BOUNDED = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from kairos_core.testing.properties import bounded
+
+BOUNDED = bounded(300)
 FTPISH = st.binary(max_size=60) | st.text("0123456789,|()!. \r\n:abcdef-", max_size=60).map(
     str.encode
 )

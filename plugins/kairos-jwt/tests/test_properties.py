@@ -9,21 +9,16 @@ from typing import Any
 
 import jwt
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 from kairos_jwt import JwtConfig, TokenVerifier, build_keyring
 from kairos_jwt.authenticator import JwtAuthenticator
 from multidict import CIMultiDict
 
 from kairos_core import AuthFailure
+from kairos_core.testing.properties import bounded
 
-BOUNDED = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+BOUNDED = bounded(300, HealthCheck.function_scoped_fixture)
 SECRET = "0123456789abcdef0123456789abcdef-kairos-property-secret"
 NOW = 1_700_000_000.0
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp.web import BaseRequest
 from multidict import CIMultiDict
 
 from kairos_core.router import decode_params
 
 if TYPE_CHECKING:
     from kairos_core.pipeline import CompiledRoute
+    from kairos_core.server.lean_request import IncomingRequest
     from kairos_core.upstream.pool import Backend
 
 
@@ -66,7 +66,7 @@ class RequestContext:
 
     def __init__(
         self,
-        request: BaseRequest,
+        request: IncomingRequest,
         route: CompiledRoute,
         raw_params: dict[str, str],
         request_id: str,

@@ -21,6 +21,7 @@ from kairos_core.metrics import Metrics
 from kairos_core.plugins import MissingPlugins, PluginHost, Registry
 from kairos_core.runtime import Runtime, build_runtime, plugin_references
 from kairos_core.server.handler import HttpEntry, HttpSettings
+from kairos_core.server.lean_protocol import LeanServer, lean_settings
 from kairos_core.server.protocol import KairosServer
 from kairos_core.server.proxy_protocol import ProxyProtocolReader
 from kairos_core.server.redirect import redirect_handler
@@ -34,11 +35,11 @@ log = logging.getLogger("kairos.gateway")
 
 @dataclass
 class BoundListener:
-    """A listening socket and the aiohttp server behind it."""
+    """A listening socket and the HTTP server behind it."""
 
     config: ListenerConfig
     server: asyncio.AbstractServer
-    http: KairosServer
+    http: KairosServer | LeanServer
     url: str
     tls: ServerTLS | None = None
 
@@ -71,7 +72,7 @@ class Gateway:
         self.metrics = Metrics()
         self.core = CoreMetrics(self.metrics)
         self.core.open_connections.set_function(
-            lambda: float(sum(len(b.http.connections) for b in self.listeners))
+            lambda: float(sum(b.http.open_connections() for b in self.listeners))
         )
         self.access_log: AccessLog | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -194,10 +195,15 @@ class Gateway:
             max_headers=server_config.max_headers,
             auto_decompress=False,  # a proxy forwards request bodies exactly as they came
         )
-        factory: Any = http
+        front: KairosServer | LeanServer = http
+        if server_config.engine == "lean" and isinstance(handler, HttpEntry):
+            front = LeanServer(
+                handler, http, refused=self.core.connections_refused, **lean_settings(server_config)
+            )
+        factory: Any = front
         if listener.proxy_protocol:
             trusted = TrustedProxies(server_config.trusted_proxies)
-            factory = lambda: ProxyProtocolReader(http, ssl_context, trusted)  # noqa: E731
+            factory = lambda: ProxyProtocolReader(front, ssl_context, trusted)  # noqa: E731
         server = await loop.create_server(
             factory,
             listener.host,
@@ -213,7 +219,7 @@ class Gateway:
             shown_host = f"[{shown_host}]"
         url = f"{scheme}://{shown_host}:{port}"
         log.info("listening on %s (%s)", url, listener.name or "http")
-        return BoundListener(listener, server, http, url, tls)
+        return BoundListener(listener, server, front, url, tls)
 
     async def _start_services(self, runtime: Runtime, listeners: Iterable[ListenerConfig]) -> None:
         assert self.registry is not None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from kairos_core.server.lean_request import IncomingRequest
 
 Body = bytes | AsyncIterator[bytes]
 
@@ -102,7 +102,7 @@ class Response:
                 await aclose()
 
 
-def closing(response: Response, request: web.BaseRequest, *, drain: bool = False) -> Response:
+def closing(response: Response, request: IncomingRequest, *, drain: bool = False) -> Response:
     """Make `response` the last on its connection: closed once sent, or with `drain` after
     aiohttp's lingering read of the unread body (so a client still uploading gets the answer
     rather than a reset)."""

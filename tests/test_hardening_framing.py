@@ -19,10 +19,15 @@ from kairos_core.testing import running_gateway
 from kairos_core.testing.process import GatewayProcess
 
 
-def corpus_config(backend_url: str) -> dict[str, Any]:
+def corpus_config(backend_url: str, engine: str = "lean") -> dict[str, Any]:
     """One catch-all route to the recording backend, with small head limits."""
     return {
-        "server": {"max_header_size": 1024, "max_headers": 20, "header_timeout": 0.5},
+        "server": {
+            "max_header_size": 1024,
+            "max_headers": 20,
+            "header_timeout": 0.5,
+            "engine": engine,
+        },
         "routes": [
             {
                 "prefix": "/",
@@ -89,12 +94,13 @@ async def backends() -> AsyncIterator[tuple[RecordingBackend, RecordingBackend]]
         yield backend, victim
 
 
-async def test_corpus_with_the_c_parser(backends) -> None:
+@pytest.mark.parametrize("engine", ["lean", "aiohttp"])
+async def test_corpus_with_the_c_parser(backends, engine: str) -> None:
     from aiohttp._http_parser import HttpRequestParser as CParser  # type: ignore[import-not-found]
 
     assert aiohttp.http_parser.HttpRequestParser is CParser
     backend, victim = backends
-    async with running_gateway(corpus_config(backend.url), admin=False) as gw:
+    async with running_gateway(corpus_config(backend.url, engine), admin=False) as gw:
         await run_corpus(int(gw.url.rsplit(":", 1)[1]), backend, victim)
 
 

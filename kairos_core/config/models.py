@@ -221,6 +221,12 @@ class ServerConfig(StrictModel):
     shutdown_timeout: Seconds = Field(
         30.0, description="Time in-flight requests get to finish on shutdown."
     )
+    engine: Literal["lean", "aiohttp"] = Field(
+        "lean",
+        description="HTTP server front: `lean` (an asyncio protocol on httptools, handing "
+        "chunked uploads, HTTP/1.0, upgrades and malformed requests to aiohttp) or `aiohttp` "
+        "(aiohttp's server for every request).",
+    )
     request_id_header: str = Field(
         "X-Request-ID", description="Header carrying the request id to the backend and client."
     )

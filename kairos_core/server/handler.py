@@ -16,7 +16,8 @@ from kairos_core.proxy import body_error_response
 from kairos_core.response import Response, closing, error_response
 from kairos_core.router import RouteMatch, normalize_path
 from kairos_core.server.framing import framing_refusal
-from kairos_core.server.writer import send_response
+from kairos_core.server.lean_request import IncomingRequest
+from kairos_core.server.writer import send_response, sent_stand_in
 from kairos_core.telemetry.observer import CLIENT_CLOSED, RequestObserver
 from kairos_core.telemetry.tracing import next_traceparent
 
@@ -67,7 +68,18 @@ class HttpEntry:
         self._count = 0
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Handle one request end to end."""
+        """Handle one request aiohttp's server parsed (see `serve`)."""
+        message = request._message  # two attribute reads decide whether checks are needed
+        refusal = None
+        if message.version is not HttpVersion11 or message.chunked:
+            refusal = framing_refusal(message)
+        out = await self.serve(request, refusal)
+        return sent_stand_in(out) if isinstance(out, bool) else out
+
+    async def serve(
+        self, request: IncomingRequest, refusal: tuple[int, str, str] | None = None
+    ) -> bool | web.StreamResponse:
+        """Handle one request end to end; returns whether the connection may be kept alive."""
         runtime, settings = self._current()
         runtime.in_flight += 1
         started = monotonic()
@@ -76,18 +88,15 @@ class HttpEntry:
             in_flight.value += 1
         incoming = request.headers
         rid = request_id(incoming.get(settings.id_header))
-        peer: str = request.protocol.client_peer  # type: ignore[attr-defined]
+        peer: str = request.protocol.client_peer  # type: ignore[union-attr]
         ctx: RequestContext | None = None
         response: Response | None = None
         status, sent = CLIENT_CLOSED, 0
         try:
-            message = request._message  # two attribute reads decide whether checks are needed
-            if message.version is not HttpVersion11 or message.chunked:
-                refusal = framing_refusal(message)
-                if refusal is not None:
-                    response = closing(error_response(*refusal, rid), request)
-                    status, sent, out = await self._reply(request, settings, response, rid)
-                    return out
+            if refusal is not None:
+                response = closing(error_response(*refusal, rid), request)
+                status, sent, out = await self._reply(request, settings, response, rid)
+                return out
             path, _, query = request.raw_path.partition("?")
             norm = normalize_path(path)
             if norm is None:
@@ -154,7 +163,7 @@ class HttpEntry:
             settings.observer.finish(request, ctx, response, status, sent, started, rid, client)
 
     async def _run(
-        self, ctx: RequestContext, settings: HttpSettings, request: web.BaseRequest
+        self, ctx: RequestContext, settings: HttpSettings, request: IncomingRequest
     ) -> Response:
         route = ctx.route
         length = request.content_length
@@ -189,12 +198,12 @@ class HttpEntry:
 
     @staticmethod
     async def _reply(
-        request: web.BaseRequest,
+        request: IncomingRequest,
         settings: HttpSettings,
         response: Response,
         rid: str,
         compress: bool = False,
-    ) -> tuple[int, int, web.StreamResponse]:
+    ) -> tuple[int, int, bool | web.StreamResponse]:
         headers = response.headers
         headers[settings.id_header] = rid
         if "Server" not in headers:

@@ -26,13 +26,15 @@ class KairosRequestHandler(web_protocol.RequestHandler):
     """The client's address (from the socket, or from a PROXY protocol header)."""
     header_timeout: float = 10.0
     """Seconds a request head may take to arrive in full."""
+    handed_over: bool = False
+    """The lean server accepted this connection and passed it on (it is not counted again)."""
     _head_timer: asyncio.TimerHandle | None = None
     _refused: bool = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Refuse the connection when the listener is full; else start the head timer."""
         server = self._manager
-        if isinstance(server, KairosServer) and server.full():
+        if not self.handed_over and isinstance(server, KairosServer) and server.full():
             self._refused = True
             server.refused.inc()
             cast("asyncio.Transport", transport).abort()
@@ -141,6 +143,10 @@ class KairosServer(web.Server):
     def full(self) -> bool:
         """Whether `max_connections` connections are open."""
         return len(self._connections) >= self.max_connections
+
+    def open_connections(self) -> int:
+        """How many connections this server holds."""
+        return len(self._connections)
 
     def __call__(self) -> KairosRequestHandler:
         """Create the protocol object for a new connection."""

@@ -9,9 +9,13 @@ import ssl
 import struct
 from asyncio import sslproto
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kairos_core.forwarding import TrustedProxies
 from kairos_core.server.protocol import KairosRequestHandler
+
+if TYPE_CHECKING:
+    from kairos_core.server.lean_protocol import LeanHttpProtocol
 
 log = logging.getLogger("kairos.server")
 
@@ -92,7 +96,7 @@ class ProxyProtocolReader(asyncio.Protocol):
 
     def __init__(
         self,
-        handler_factory: Callable[[], KairosRequestHandler],
+        handler_factory: Callable[[], KairosRequestHandler | LeanHttpProtocol],
         ssl_context: ssl.SSLContext | None,
         trusted: TrustedProxies,
     ) -> None:

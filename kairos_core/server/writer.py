@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from kairos_core.config.models import CompressionConfig
 from kairos_core.response import Response
+from kairos_core.server.lean_request import IncomingRequest
 
 log = logging.getLogger("kairos.server")
 
@@ -51,11 +52,12 @@ class SentResponse(web.StreamResponse):
 
 
 async def send_response(
-    request: web.BaseRequest,
+    request: IncomingRequest,
     response: Response,
     compression: CompressionConfig | None,
-) -> tuple[web.StreamResponse, int]:
-    """Send `response` (returns what aiohttp should see and the body bytes sent); a mid-body
+) -> tuple[bool | web.StreamResponse, int]:
+    """Send `response`; returns whether the connection may serve another request (or the
+    aiohttp response a stage already sent, a WebSocket) and the body bytes sent. A mid-body
     upstream failure cuts the client connection short so the client can tell."""
     if response.sent is not None:
         await response.close()
@@ -79,7 +81,7 @@ async def send_response(
             )
         finally:
             await response.close()
-        return _sent(keep_alive), 0 if no_body else len(body)
+        return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""
     elif "Content-Length" in headers:
@@ -111,16 +113,16 @@ async def send_response(
         transport = request.transport
         if transport is not None:
             transport.close()
-        return _sent(False), sent
+        return False, sent
     await response.close()
     await writer.write(head + (b"0\r\n\r\n" if framing == "chunked" else b""))
-    return _sent(keep_alive), sent
+    return keep_alive, sent
 
 
 _SENT: dict[bool, SentResponse] = {}
 
 
-def _sent(keep_alive: bool) -> SentResponse:
+def sent_stand_in(keep_alive: bool) -> SentResponse:
     """One shared stand-in per keep-alive verdict (aiohttp only reads `keep_alive` from it)."""
     sent = _SENT.get(keep_alive)
     if sent is None:
@@ -140,7 +142,7 @@ def _date() -> str:
     return str(_DATE["value"])
 
 
-def _head(request: web.BaseRequest, response: Response, framing: str, keep_alive: bool) -> bytes:
+def _head(request: IncomingRequest, response: Response, framing: str, keep_alive: bool) -> bytes:
     """Status line and headers, serialised once; header values that could split the response
     (CR or LF inside) are dropped."""
     status = response.status
@@ -166,7 +168,7 @@ _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 def _should_compress(
-    request: web.BaseRequest, response: Response, config: CompressionConfig
+    request: IncomingRequest, response: Response, config: CompressionConfig
 ) -> bool:
     headers = response.headers
     if response.status in _NO_BODY_STATUSES or response.status < 200 or request.method == "HEAD":

@@ -5,14 +5,13 @@ from __future__ import annotations
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from kairos_core.telemetry.access_log import AccessLog
 from kairos_core.telemetry.core_metrics import UNROUTED, CoreMetrics, RouteStats
 
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
     from kairos_core.response import Response
+    from kairos_core.server.lean_request import IncomingRequest
 
 CLIENT_CLOSED = 499
 """Status recorded when the client went away before the response was complete (as nginx does)."""
@@ -30,7 +29,7 @@ class RequestObserver:
 
     def finish(
         self,
-        request: web.BaseRequest,
+        request: IncomingRequest,
         ctx: RequestContext | None,
         response: Response | None,
         status: int,

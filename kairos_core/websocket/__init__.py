@@ -127,6 +127,7 @@ class WebSocketProxy:
     ) -> Response:
         """Proxy one upgrade request; returns once both connections are closed."""
         request = ctx.request
+        assert isinstance(request, web.BaseRequest)  # the lean server hands upgrades to aiohttp
         key = request.headers.get("Sec-WebSocket-Key")
         if not key or request.headers.get("Sec-WebSocket-Version") != "13":
             return error_response(
@@ -208,6 +209,7 @@ class WebSocketProxy:
         backend: Backend,
     ) -> Response:
         request = ctx.request
+        assert isinstance(request, web.BaseRequest)
         answer = web.StreamResponse(
             status=101, reason="Switching Protocols", headers=answer_headers(headers)
         )

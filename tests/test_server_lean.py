@@ -118,3 +118,31 @@ async def test_the_aiohttp_engine_serves_everything_itself() -> None:
     config = route_to("http://127.0.0.1:1") | {"server": {"engine": "aiohttp"}}
     async with running_gateway(config, admin=False) as gw:
         assert not isinstance(gw.gateway.listeners[0].http, LeanServer)
+
+
+async def test_an_unasked_for_expected_body_closes_the_connection() -> None:
+    async with (
+        start_backend(echo_app()) as backend,
+        running_gateway(route_to(backend.url), admin=False) as gw,
+    ):
+        port = int(gw.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /missing HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            answer = await reader.read()  # to EOF: the connection closes after the 404
+        assert answer.startswith(b"HTTP/1.1 404 ")
+        assert b"100 Continue" not in answer
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        async with asyncio.timeout(5):
+            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        [(head, body)] = await read_responses(reader, 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
+        writer.close()

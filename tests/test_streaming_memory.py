@@ -80,6 +80,13 @@ async def run_transfer(backend_factory, http, tmp_path: Path, size: int) -> None
         for _ in range(size // len(CHUNK)):
             expected.update(CHUNK)
         async with http.post(gateway.url + "/upload", data=body(), timeout=None) as response:
+            assert response.status == 200  # chunked: aiohttp's server reads it
+            result = await response.json()
+        assert result == {"bytes": size, "sha256": expected.hexdigest()}
+        sized = {"Content-Length": str(size)}  # with a length: the lean server reads it
+        async with http.post(
+            gateway.url + "/upload", data=body(), headers=sized, timeout=None
+        ) as response:
             assert response.status == 200
             result = await response.json()
         assert result == {"bytes": size, "sha256": expected.hexdigest()}

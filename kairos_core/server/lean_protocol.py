@@ -314,6 +314,7 @@ class LeanHttpProtocol(asyncio.Protocol):
         seen: set[bytes] = set()
         length: int | None = None
         keep_alive = True
+        expects = False
         for name, value in fields:
             key = name.lower()
             if key in _SINGLETONS:
@@ -326,6 +327,8 @@ class LeanHttpProtocol(asyncio.Protocol):
                 return None
             elif key == b"connection" and b"close" in value.lower():
                 keep_alive = not any(t.strip() == b"close" for t in value.lower().split(b","))
+            elif key == b"expect":
+                expects = value.strip().lower() == b"100-continue"
             value = value.rstrip(b" \t")
             if b"\x00" in value:
                 return None
@@ -341,7 +344,7 @@ class LeanHttpProtocol(asyncio.Protocol):
             CIMultiDictProxy(CIMultiDict(items)),
             length,
             keep_alive,
-            RequestBody(self, length) if length else EMPTY_BODY,
+            RequestBody(self, length, expects) if length else EMPTY_BODY,
         )
 
     async def _serve(self, request: LeanRequest) -> None:
@@ -366,6 +369,9 @@ class LeanHttpProtocol(asyncio.Protocol):
             return
         body = request.content
         unread = isinstance(body, RequestBody) and body.remaining > 0
+        if unread and isinstance(body, RequestBody) and body.remaining == body.length:
+            if body.waits_for_continue:  # the client may or may not send it now: do not guess
+                keep_alive = unread = False
         if self._force_close or self.server.closing or (not keep_alive and not unread):
             transport.close()
             return

@@ -24,16 +24,31 @@ _PAUSE_AT = 256 * 1024
 class RequestBody:
     """The request body as it arrives: `readany`/`read` wait for bytes, with flow control."""
 
-    __slots__ = ("_chunks", "_error", "_protocol", "_size", "_waiter", "discard", "remaining")
+    __slots__ = (
+        "_chunks",
+        "_error",
+        "_protocol",
+        "_size",
+        "_waiter",
+        "discard",
+        "length",
+        "remaining",
+        "waits_for_continue",
+    )
 
-    def __init__(self, protocol: LeanHttpProtocol, length: int) -> None:
+    def __init__(
+        self, protocol: LeanHttpProtocol, length: int, waits_for_continue: bool = False
+    ) -> None:
         self._protocol = protocol
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        self.length = length
         self.remaining = length
         """Body bytes not yet received from the client."""
+        self.waits_for_continue = waits_for_continue
+        """The client sent `Expect: 100-continue` (it may never send a body nobody asked for)."""
         self.discard = False
         """Drop what arrives (the response is out and nobody will read the rest)."""
 

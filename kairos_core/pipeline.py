@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -71,8 +70,26 @@ def fold(
         middleware = link.middleware
         if timing is not None:
             middleware = _timed(middleware, timing[0].labels(timing[1], link.name))
-        handler = functools.partial(middleware, call_next=handler)  # type: ignore[call-arg]
+        handler = BoundStage(middleware, handler)
     return handler
+
+
+class BoundStage:
+    """One stage bound to the handler it calls next: `handler(ctx)` runs `middleware(ctx, next)`.
+
+    A slotted object calling with positional arguments costs about half a microsecond less per
+    stage and request than `functools.partial(middleware, call_next=...)` (keyword merging).
+    """
+
+    __slots__ = ("call_next", "middleware")
+
+    def __init__(self, middleware: Middleware, call_next: Handler) -> None:
+        self.middleware = middleware
+        self.call_next = call_next
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[Response]:
+        """Run this stage with the rest of the chain."""
+        return self.middleware(ctx, self.call_next)
 
 
 def _timed(middleware: Middleware, child: Any) -> Middleware:

@@ -96,6 +96,9 @@ class TokenVerifier:
         )
         ttl_end = now + (self.cache.ttl if self.cache is not None else 0.0)
         expires = ttl_end if exp is None else min(exp, ttl_end)
+        max_age = self.policy.max_age
+        if max_age is not None:  # checked: iat is a number; never serve past iat + max_age
+            expires = min(expires, float(claims["iat"]) + max_age)
         nbf = claims.get("nbf")
         if isinstance(nbf, (int, float)) and nbf > now:
             expires = now  # valid only thanks to leeway: do not cache

@@ -7,7 +7,7 @@ import time
 from kairos_core import AuthFailure, BuildContext, Consumer, RequestContext
 from kairos_jwt.claims import Clock
 from kairos_jwt.config import ALL_ALGORITHMS, JwtConfig
-from kairos_jwt.errors import TokenRejected
+from kairos_jwt.errors import KeysUnavailable, TokenRejected, UnknownKeyId
 from kairos_jwt.jwks import JwksSource, shared_source
 from kairos_jwt.keyring import KeyRing
 from kairos_jwt.keys import load_key
@@ -46,7 +46,10 @@ class JwtAuthenticator:
             if found is None:
                 return None
             token, strip = found
-            verified = await self.verifier.verify_async(token)
+            try:
+                verified = self.verifier.verify(token)  # no coroutine unless keys must be fetched
+            except (UnknownKeyId, KeysUnavailable) as exc:
+                verified = await self.verifier.verify_after_refetch(token, exc)
         except TokenRejected as exc:
             raise self._failure(exc) from None
         if self._strip:

@@ -70,9 +70,13 @@ class TokenVerifier:
         """`verify`, refetching remote keys once (rate-limited) when the kid is unknown."""
         try:
             return self.verify(token)
-        except (UnknownKeyId, KeysUnavailable):
-            if not await self.keyring.refetch_for_unknown_kid():
-                raise
+        except (UnknownKeyId, KeysUnavailable) as exc:
+            return await self.verify_after_refetch(token, exc)
+
+    async def verify_after_refetch(self, token: str, error: TokenRejected) -> VerifiedToken:
+        """After `error` (unknown kid, no keys yet): refetch remote keys, then verify again."""
+        if not await self.keyring.refetch_for_unknown_kid():
+            raise error
         return self.verify(token)
 
     def verify_uncached(

@@ -21,6 +21,7 @@ import asyncio
 import copy
 import cProfile
 import gc
+import json
 import os
 import pstats
 import statistics
@@ -267,6 +268,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests: checks the wiring")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--profile", metavar="VARIANT", help="cProfile one variant instead")
+    parser.add_argument("--json", metavar="PATH", help="also write every repetition's µs as JSON")
     args = parser.parse_args()
     target = f"/api/item?id=1&access_token={bench_token()}"
     if args.profile and args.profile not in variants():
@@ -280,6 +282,8 @@ def main() -> int:
         batches, batch = (2, 1000) if args.quick else (10, 2000)
         results = asyncio.run(measure(reps, batches, batch, target, log_path))
     print(table(results, reps, batches * batch))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
     return 0
 
 

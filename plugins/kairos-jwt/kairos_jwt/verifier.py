@@ -50,6 +50,8 @@ class TokenVerifier:
         self.max_length = config.max_token_length
         cache = config.cache
         self.cache = VerifiedTokenCache(cache.max_entries, cache.ttl) if cache.max_entries else None
+        self._remote_keys = bool(keyring.remote)
+        """Only remote (JWKS) key sets change at run time; static keys change by reload only."""
 
     def verify(self, token: str) -> VerifiedToken:
         """The verified token (cached or freshly checked); raises TokenRejected / UnknownKeyId."""
@@ -58,7 +60,7 @@ class TokenVerifier:
         if cache is None:
             return self.verify_uncached(token, now)
         digest = token_digest(token)
-        version = self.keyring.version
+        version = self.keyring.version if self._remote_keys else 0
         entry = cache.get(digest, now, version)
         if entry is None:
             entry = self.verify_uncached(token, now, version)

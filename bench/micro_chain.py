@@ -9,9 +9,10 @@ Each variant is `bench/configs/bare.yaml` or `full.yaml` (or bare plus one stage
 log file) except that the proxy at the end of the chain is a fake that answers at once. A
 request does what the entry point does around the chain (request id, route match, upstream
 headers, context, trace context, stage sampling, cleanups, metrics and access log) but the
-aiohttp request objects are made beforehand, outside the timed part. Variants run interleaved,
-in alternating order, and each figure is the median of the repetitions; what counts is the
-difference to `bare` in the same run.
+aiohttp request objects are made beforehand, outside the timed part. Variants take turns batch
+by batch (rotating and alternating order), so load on a shared machine falls on all of them
+alike; each figure is the median of the repetitions, and what counts is the difference to
+`bare` in the same run.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ async def run_batch(variant: Variant, requests: list[Any]) -> int:
 async def measure(
     reps: int, batches: int, batch: int, target: str, log_path: str
 ) -> dict[str, list[float]]:
-    """µs per request for every variant, interleaved, alternating the order each repetition."""
+    """µs per request for every variant; variants take turns batch by batch, in rotating order."""
     built = [Variant(n, d, log_path) for n, d in variants().items()]
     for variant in built:
         await variant.start()
@@ -214,15 +215,19 @@ async def measure(
     try:
         for variant in built:  # warm-up: caches, counters, lazily created children
             await run_batch(variant, make_requests(batch, target))
-        for rep in range(reps):
-            order = built if rep % 2 == 0 else built[::-1]
-            for variant in order:
-                spent = 0
-                for _ in range(batches):
+        turn = 0
+        for _ in range(reps):
+            spent = dict.fromkeys(results, 0)
+            for _ in range(batches):
+                turn += 1
+                shift = turn % len(built)
+                order = built[shift:] + built[:shift]
+                for variant in order if turn % 2 else order[::-1]:
                     requests = make_requests(batch, target)
                     gc.collect()
-                    spent += await run_batch(variant, requests)
-                results[variant.name].append(spent / (batches * batch) / 1000)
+                    spent[variant.name] += await run_batch(variant, requests)
+            for name, ns in spent.items():
+                results[name].append(ns / (batches * batch) / 1000)
     finally:
         for variant in built:
             await variant.close()
@@ -279,7 +284,7 @@ def main() -> int:
             asyncio.run(profile(args.profile, 20_000, target, log_path))
             return 0
         reps = 3 if args.quick else args.reps
-        batches, batch = (2, 1000) if args.quick else (10, 2000)
+        batches, batch = (4, 500) if args.quick else (20, 1000)
         results = asyncio.run(measure(reps, batches, batch, target, log_path))
     print(table(results, reps, batches * batch))
     if args.json:

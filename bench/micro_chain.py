@@ -73,7 +73,7 @@ def variants() -> dict[str, dict[str, Any]]:
     observability = full["observability"]
 
     def bare_with(**changes: Any) -> dict[str, Any]:
-        doc = copy.deepcopy(bare)
+        doc: dict[str, Any] = copy.deepcopy(bare)
         if "metrics" in changes:
             doc["observability"]["metrics"] = observability["metrics"]
         if "access_log" in changes:
@@ -138,6 +138,7 @@ class Variant:
         rid = request_id(incoming.get(settings.id_header))
         path, _, query = request.raw_path.partition("?")
         norm = normalize_path(path)
+        assert norm is not None
         host = incoming.get("Host", "")
         found = runtime.router.match(request.method, host, norm, incoming)
         assert isinstance(found, RouteMatch)

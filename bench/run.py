@@ -127,6 +127,10 @@ def main() -> int:
     for title, script in (
         ("Router", [sys.executable, str(HERE / "micro_router.py")]),
         (
+            "Plugin chain (JWT, rate limit, metrics, access log; fake proxy)",
+            [sys.executable, str(HERE / "micro_chain.py"), *(["--quick"] if args.smoke else [])],
+        ),
+        (
             "WebSocket relay (50 connections, 32-byte messages)",
             [sys.executable, str(HERE / "ws_relay.py"), "--seconds", "3" if args.smoke else "10"],
         ),

@@ -8,6 +8,7 @@ from kairos_core.hookspecs import hookimpl
 from kairos_core.plugin_api import (
     AdminRoute,
     AsyncBalancer,
+    AuthDeferred,
     Authenticator,
     AuthFailure,
     AuthPlugin,
@@ -40,6 +41,7 @@ __all__ = [
     "TIMEOUT",
     "AdminRoute",
     "AsyncBalancer",
+    "AuthDeferred",
     "AuthFailure",
     "AuthPlugin",
     "Authenticator",

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from kairos_core.config.models import RouteConfig, Timeouts
 from kairos_core.context import Consumer, RequestContext
-from kairos_core.plugin_api import Authenticator, AuthFailure, Handler, Middleware, Phase, Scope
+from kairos_core.plugin_api import (
+    AuthDeferred,
+    Authenticator,
+    AuthFailure,
+    Handler,
+    Middleware,
+    Phase,
+    Scope,
+)
 from kairos_core.response import Response, error_response
 from kairos_core.upstream.pool import UpstreamPool
 
@@ -71,8 +78,26 @@ def fold(
         middleware = link.middleware
         if timing is not None:
             middleware = _timed(middleware, timing[0].labels(timing[1], link.name))
-        handler = functools.partial(middleware, call_next=handler)  # type: ignore[call-arg]
+        handler = BoundStage(middleware, handler)
     return handler
+
+
+class BoundStage:
+    """One stage bound to the handler it calls next: `handler(ctx)` runs `middleware(ctx, next)`.
+
+    A slotted object calling with positional arguments costs about half a microsecond less per
+    stage and request than `functools.partial(middleware, call_next=...)` (keyword merging).
+    """
+
+    __slots__ = ("call_next", "middleware")
+
+    def __init__(self, middleware: Middleware, call_next: Handler) -> None:
+        self.middleware = middleware
+        self.call_next = call_next
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[Response]:
+        """Run this stage with the rest of the chain."""
+        return self.middleware(ctx, self.call_next)
 
 
 def _timed(middleware: Middleware, child: Any) -> Middleware:
@@ -104,21 +129,51 @@ def auth_stage(
     consumer_chains: Mapping[str, Handler],
     consumer_header: str | None = None,
 ) -> Handler:
-    """Try each authenticator (any of them may accept), then run the consumer's post-auth chain."""
+    """Try each authenticator (any of them may accept), then run the consumer's post-auth chain.
+
+    When every method has `authenticate_now`, the stage is a plain function: no coroutine is
+    made for authentication and the stage returns the chain's awaitable (it does not stay in
+    the await chain). A method that raises AuthDeferred continues the awaiting path from it.
+    """
     challenges = ", ".join(
         a.authenticator.challenge for a in authenticators if a.authenticator.challenge
     )
     methods = [a.authenticator for a in authenticators]
     reserved = tuple(dict.fromkeys(h for m in methods for h in getattr(m, "gateway_headers", ())))
+    checks = [getattr(m, "authenticate_now", None) for m in methods]
 
-    async def authenticate(ctx: RequestContext) -> Response:
-        failure: AuthFailure | None = None
+    def refuse(ctx: RequestContext, failure: AuthFailure | None) -> Response:
+        if failure is not None:
+            response = error_response(
+                failure.status, failure.error_type, failure.message, ctx.request_id
+            )
+            if failure.status == 401:
+                response.headers["WWW-Authenticate"] = failure.challenge or challenges
+            return response
+        response = error_response(401, "unauthorized", "authentication required", ctx.request_id)
+        if challenges:
+            response.headers["WWW-Authenticate"] = challenges
+        return response
+
+    def proceed(ctx: RequestContext, consumer: Consumer) -> Awaitable[Response]:
+        ctx.consumer = consumer
+        if consumer_header:
+            ctx.headers[consumer_header] = consumer.name
+        chain = (
+            consumer_chains.get(consumer.name, default_chain) if consumer_chains else default_chain
+        )
+        return chain(ctx)
+
+    def strip_reserved(ctx: RequestContext) -> None:
+        headers = ctx.headers
+        for name in reserved:
+            headers.popall(name, None)  # only the gateway may set these
+
+    async def authenticate_from(
+        ctx: RequestContext, first: int, failure: AuthFailure | None
+    ) -> Response:
         consumer: Consumer | None = None
-        if reserved:
-            headers = ctx.headers
-            for name in reserved:
-                headers.popall(name, None)  # only the gateway may set these
-        for method in methods:
+        for method in methods[first:]:
             try:
                 consumer = await method.authenticate(ctx)
             except AuthFailure as exc:
@@ -128,27 +183,36 @@ def auth_stage(
             if consumer is not None:
                 break
         if consumer is None:
-            if failure is not None:
-                response = error_response(
-                    failure.status, failure.error_type, failure.message, ctx.request_id
-                )
-                if failure.status == 401:
-                    response.headers["WWW-Authenticate"] = failure.challenge or challenges
-                return response
-            response = error_response(
-                401, "unauthorized", "authentication required", ctx.request_id
-            )
-            if challenges:
-                response.headers["WWW-Authenticate"] = challenges
-            return response
-        ctx.consumer = consumer
-        if consumer_header:
-            ctx.headers[consumer_header] = consumer.name
-        chain = (
-            consumer_chains.get(consumer.name, default_chain) if consumer_chains else default_chain
-        )
-        return await chain(ctx)
+            return refuse(ctx, failure)
+        return await proceed(ctx, consumer)
 
+    async def answer(response: Response) -> Response:
+        return response
+
+    def authenticate_now(ctx: RequestContext) -> Awaitable[Response]:
+        if reserved:
+            strip_reserved(ctx)
+        failure: AuthFailure | None = None
+        for index, check in enumerate(checks):
+            try:
+                consumer = check(ctx)  # type: ignore[misc]  # all present: see below
+            except AuthFailure as exc:
+                if failure is None:
+                    failure = exc
+                continue
+            except AuthDeferred:
+                return authenticate_from(ctx, index, failure)
+            if consumer is not None:
+                return proceed(ctx, consumer)
+        return answer(refuse(ctx, failure))
+
+    def authenticate(ctx: RequestContext) -> Awaitable[Response]:
+        if reserved:
+            strip_reserved(ctx)
+        return authenticate_from(ctx, 0, None)
+
+    if all(check is not None for check in checks):
+        return authenticate_now
     return authenticate
 
 

@@ -112,6 +112,10 @@ class AuthFailure(Exception):
         self.error_type = error_type
 
 
+class AuthDeferred(Exception):
+    """Raised by `authenticate_now` when this request needs the awaiting `authenticate`."""
+
+
 class Authenticator(Protocol):
     """Checks one kind of credential; built once per route (and consumer scope) at load."""
 
@@ -122,6 +126,12 @@ class Authenticator(Protocol):
     # (forwarded claims, certificate subject). The core removes them from every request on the
     # route before any method runs, so a client cannot pass them in while another method
     # (which never touches them) accepts its credential.
+
+    # Optional: `def authenticate_now(self, ctx) -> Consumer | None`, the same check without
+    # awaiting (a cache hit, a table lookup). It raises AuthFailure like `authenticate`, or
+    # AuthDeferred when it would have to wait (fetch keys, ask a server); the core then awaits
+    # `authenticate` for that request. When every method of a route has it, authentication
+    # creates no coroutine and the authentication stage leaves the await chain.
 
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         """Return the consumer, None when no credential of this kind is present, or raise."""

@@ -156,18 +156,25 @@ class RouteStats:
         self, method: str, status: int, seconds: float, bytes_in: int, bytes_out: int
     ) -> None:
         """Count one finished request."""
-        key = (method, status // 100)
-        child = self._requests.get(key)
+        child = self._requests.get((method, status))
         if child is None:
-            label = method if method in KNOWN_METHODS else "OTHER"
-            klass = STATUS_CLASSES[min(max(status // 100, 1), 5) - 1]
-            child = self._core.requests.labels(self.name, label, klass)
-            self._requests[key] = child
+            child = self._requests_child(method, status)
         child.value += 1
         self.duration.observe(seconds)
         if bytes_in:
             self.request_bytes.value += bytes_in
         self.response_bytes.value += bytes_out
+
+    def _requests_child(self, method: str, status: int) -> CounterChild:
+        """Resolve (and remember, for the standard methods) the requests counter of a request."""
+        known = method in KNOWN_METHODS
+        klass = STATUS_CLASSES[min(max(status // 100, 1), 5) - 1]
+        child: CounterChild = self._core.requests.labels(
+            self.name, method if known else "OTHER", klass
+        )
+        if known:  # any token is a method to a client: only the standard ones become keys
+            self._requests[(method, status)] = child
+        return child
 
     def upstream_error(self, kind: str) -> None:
         """Count a failed upstream attempt."""

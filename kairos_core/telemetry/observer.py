@@ -56,16 +56,17 @@ class RequestObserver:
             "status": status,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
-            "duration_ms": round(seconds * 1000, 3),
+            "duration_ms": _milliseconds(seconds),
             "route": route.name if route is not None else None,
         }
         if ctx is not None:
             fields["trace_id"] = ctx.trace_id
             if ctx.consumer is not None:
                 fields["consumer"] = ctx.consumer.name
-            if ctx.backend is not None:
-                fields["upstream"] = f"{ctx.backend.pool_name}/{ctx.backend.name}"
-                fields["upstream_ms"] = round(ctx.upstream_seconds * 1000, 3)
+            backend = ctx.backend
+            if backend is not None:
+                fields["upstream"] = backend.label
+                fields["upstream_ms"] = _milliseconds(ctx.upstream_seconds)
             if ctx.retries:
                 fields["retries"] = ctx.retries
         if response is not None:
@@ -73,3 +74,8 @@ class RequestObserver:
             if cache is not None:
                 fields["cache"] = cache
         access.write(fields)
+
+
+def _milliseconds(seconds: float) -> float:
+    """Seconds as milliseconds rounded to the microsecond, like `round(x * 1000, 3)` at half the cost."""
+    return int(seconds * 1_000_000 + 0.5) / 1000

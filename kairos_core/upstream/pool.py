@@ -60,6 +60,7 @@ class Backend:
         "host",
         "host_header",
         "in_flight",
+        "label",
         "latency",
         "max_failures",
         "name",
@@ -90,6 +91,8 @@ class Backend:
         self.host_header = host_text if self.port == default_port else f"{host_text}:{self.port}"
         self.weight = config.weight
         self.name = config.name or f"{host_text}:{self.port}"
+        self.label = f"{pool_name}/{self.name}"
+        """`pool/backend`, as access log lines name it."""
         self.healthy = True
         self.in_flight = 0
         self.latency: HistogramChild | None = None

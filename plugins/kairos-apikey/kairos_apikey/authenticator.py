@@ -69,6 +69,10 @@ class ApiKeyAuthenticator:
 
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
         """The key's consumer; None without a key; AuthFailure for a wrong key."""
+        return self.authenticate_now(ctx)
+
+    def authenticate_now(self, ctx: RequestContext) -> Consumer | None:
+        """`authenticate` without awaiting (nothing here waits), so the core skips the coroutine."""
         key: str | None = None
         if self._header is not None:
             key = ctx.request.headers.get(self._header)

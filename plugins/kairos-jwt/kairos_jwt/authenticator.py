@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 
-from kairos_core import AuthFailure, BuildContext, Consumer, RequestContext
+from kairos_core import AuthDeferred, AuthFailure, BuildContext, Consumer, RequestContext
+from kairos_jwt.cache import VerifiedToken
 from kairos_jwt.claims import Clock
 from kairos_jwt.config import ALL_ALGORITHMS, JwtConfig
-from kairos_jwt.errors import TokenRejected
+from kairos_jwt.errors import KeysUnavailable, TokenRejected, UnknownKeyId
 from kairos_jwt.jwks import JwksSource, shared_source
 from kairos_jwt.keyring import KeyRing
 from kairos_jwt.keys import load_key
-from kairos_jwt.sources import TokenLocator
+from kairos_jwt.sources import Stripper, TokenLocator
 from kairos_jwt.verifier import TokenVerifier
 
 
@@ -38,20 +39,42 @@ class JwtAuthenticator:
         """Stop background key refreshes."""
         await self.verifier.keyring.close()
 
-    async def authenticate(self, ctx: RequestContext) -> Consumer | None:
-        """The token's consumer; None without a token; AuthFailure when it is not acceptable."""
-        headers = ctx.headers
+    def authenticate_now(self, ctx: RequestContext) -> Consumer | None:
+        """`authenticate` without awaiting; AuthDeferred when remote keys must be fetched first."""
         try:
             found = self._locator.find(ctx)
             if found is None:
                 return None
             token, strip = found
-            verified = await self.verifier.verify_async(token)
+            verified = self.verifier.verify(token)
+        except (UnknownKeyId, KeysUnavailable) as exc:
+            if self.verifier.keyring.remote:
+                raise AuthDeferred() from None  # `authenticate` refetches the JWKS, then retries
+            raise self._failure(exc) from None
         except TokenRejected as exc:
             raise self._failure(exc) from None
+        return self._accept(ctx, verified, strip)
+
+    async def authenticate(self, ctx: RequestContext) -> Consumer | None:
+        """The token's consumer; None without a token; AuthFailure when it is not acceptable."""
+        try:
+            found = self._locator.find(ctx)
+            if found is None:
+                return None
+            token, strip = found
+            try:
+                verified = self.verifier.verify(token)
+            except (UnknownKeyId, KeysUnavailable) as exc:
+                verified = await self.verifier.verify_after_refetch(token, exc)
+        except TokenRejected as exc:
+            raise self._failure(exc) from None
+        return self._accept(ctx, verified, strip)
+
+    def _accept(self, ctx: RequestContext, verified: VerifiedToken, strip: Stripper) -> Consumer:
         if self._strip:
             strip(ctx)
         ctx.claims = verified.claims
+        headers = ctx.headers
         for name, value in verified.forwarded:
             headers[name] = value
         return verified.consumer

@@ -50,6 +50,8 @@ class TokenVerifier:
         self.max_length = config.max_token_length
         cache = config.cache
         self.cache = VerifiedTokenCache(cache.max_entries, cache.ttl) if cache.max_entries else None
+        self._remote_keys = bool(keyring.remote)
+        """Only remote (JWKS) key sets change at run time; static keys change by reload only."""
 
     def verify(self, token: str) -> VerifiedToken:
         """The verified token (cached or freshly checked); raises TokenRejected / UnknownKeyId."""
@@ -58,7 +60,7 @@ class TokenVerifier:
         if cache is None:
             return self.verify_uncached(token, now)
         digest = token_digest(token)
-        version = self.keyring.version
+        version = self.keyring.version if self._remote_keys else 0
         entry = cache.get(digest, now, version)
         if entry is None:
             entry = self.verify_uncached(token, now, version)
@@ -70,9 +72,13 @@ class TokenVerifier:
         """`verify`, refetching remote keys once (rate-limited) when the kid is unknown."""
         try:
             return self.verify(token)
-        except (UnknownKeyId, KeysUnavailable):
-            if not await self.keyring.refetch_for_unknown_kid():
-                raise
+        except (UnknownKeyId, KeysUnavailable) as exc:
+            return await self.verify_after_refetch(token, exc)
+
+    async def verify_after_refetch(self, token: str, error: TokenRejected) -> VerifiedToken:
+        """After `error` (unknown kid, no keys yet): refetch remote keys, then verify again."""
+        if not await self.keyring.refetch_for_unknown_kid():
+            raise error
         return self.verify(token)
 
     def verify_uncached(
@@ -96,6 +102,9 @@ class TokenVerifier:
         )
         ttl_end = now + (self.cache.ttl if self.cache is not None else 0.0)
         expires = ttl_end if exp is None else min(exp, ttl_end)
+        max_age = self.policy.max_age
+        if max_age is not None:  # checked: iat is a number; never serve past iat + max_age
+            expires = min(expires, float(claims["iat"]) + max_age)
         nbf = claims.get("nbf")
         if isinstance(nbf, (int, float)) and nbf > now:
             expires = now  # valid only thanks to leeway: do not cache

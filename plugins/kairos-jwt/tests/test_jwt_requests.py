@@ -331,6 +331,52 @@ def test_cache_hits_and_never_outlives_exp(jwt_kit: Any) -> None:
     assert caught.value.reason == errors.EXPIRED
 
 
+def test_cache_never_outlives_max_age(jwt_kit: Any) -> None:
+    now = [1_200_000.0]
+    verifier = make_verifier(jwt_kit, lambda: now[0], max_age=60, leeway=5)
+    token = jwt_kit.mint(iat=int(now[0]), exp=int(now[0]) + 3600)
+    first = verifier.verify(token)
+    now[0] += 59
+    assert verifier.verify(token) is first  # cached (the ttl of 300 s would allow more)
+    now[0] += 1  # iat + max_age: the entry is dropped; the leeway still accepts it cold
+    again = verifier.verify(token)
+    assert again is not first
+    assert verifier.verify(token) is not again  # within leeway only: not cached again
+    now[0] += 6
+    with pytest.raises(TokenRejected) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == errors.TOO_OLD
+
+
+def test_token_valid_only_by_nbf_leeway_is_not_cached(jwt_kit: Any) -> None:
+    now = [1_300_000.0]
+    verifier = make_verifier(jwt_kit, lambda: now[0], leeway=10)
+    token = jwt_kit.mint(iat=int(now[0]), nbf=int(now[0]) + 5, exp=int(now[0]) + 3600)
+    assert verifier.cache is not None
+    assert verifier.verify(token) is not verifier.verify(token)
+    assert len(verifier.cache) == 0
+    now[0] += 6  # nbf has passed: from now on the verification is reused
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first
+
+
+async def test_reload_without_a_key_rejects_its_cached_tokens(
+    kairos_gateway: Any, echo_backend: Any, route_to: Any, http: Any, jwt_kit: Any
+) -> None:
+    other = "another-secret-0123456789abcdef-0123456789abcdef"
+    config = {"routes": [route_to(echo_backend.url, [plugin(jwt_kit)])]}
+    gw = await kairos_gateway(config)
+    old = {"Authorization": "Bearer " + jwt_kit.mint()}
+    for _ in range(2):  # verified, then served from the cache
+        assert (await get(http, gw.url + "/", headers=old))[0] == 200
+    rotated = {"name": "jwt", "config": {"keys": [{"secret": other}]}}
+    await gw.reload({"routes": [route_to(echo_backend.url, [rotated])]})
+    status, body, _ = await get(http, gw.url + "/", headers=old)
+    assert (status, body["message"]) == (401, "signature verification failed")
+    new = {"Authorization": "Bearer " + jwt_kit.mint(other.encode())}
+    assert (await get(http, gw.url + "/", headers=new))[0] == 200
+
+
 def test_cache_is_bounded_and_respects_ttl(jwt_kit: Any) -> None:
     now = [2_000_000.0]
     verifier = make_verifier(jwt_kit, lambda: now[0], cache={"max_entries": 3, "ttl": 5})

@@ -176,26 +176,26 @@ class TokenBucket:
         self.burst = burst
 
     def hit(self, state: list[float], now: int, cost: int) -> Decision:
-        elapsed = max(0, now - int(state[1]))
-        used = max(0.0, state[0] - elapsed * self.limit / self.window)
+        limit, window, burst = self.limit, self.window, self.burst
+        elapsed = now - int(state[1])
+        used = state[0] - elapsed * limit / window if elapsed > 0 else state[0]
+        if used < 0.0:
+            used = 0.0
         state[1] = now
-        if used + cost - self.burst > SLACK_TOKENS:
+        if used + cost - burst > SLACK_TOKENS:
             state[0] = used
-            retry = math.ceil((used + cost - self.burst) * self.window / self.limit)
+            retry = math.ceil((used + cost - burst) * window / limit)
             return Decision(
                 False,
-                self.burst,
-                int(self.burst - used + SLACK_TOKENS),
-                math.ceil(used * self.window / self.limit),
+                burst,
+                int(burst - used + SLACK_TOKENS),
+                math.ceil(used * window / limit),
                 max(1, retry),
             )
         used += cost
         state[0] = used
         return Decision(
-            True,
-            self.burst,
-            int(self.burst - used + SLACK_TOKENS),
-            math.ceil(used * self.window / self.limit),
+            True, burst, int(burst - used + SLACK_TOKENS), math.ceil(used * window / limit)
         )
 
     def undo(self, state: list[float], now: int, cost: int) -> None:

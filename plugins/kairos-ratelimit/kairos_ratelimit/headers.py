@@ -24,6 +24,10 @@ def policy_item(spec: LimitSpec) -> str:
     return item
 
 
+MEMO_SIZE = 1024
+"""Most header sets `write_one` remembers (budgets repeat: the same few values most of the time)."""
+
+
 class HeaderWriter:
     """Adds the configured headers for the limits a request was checked against."""
 
@@ -32,6 +36,22 @@ class HeaderWriter:
         self.classic = style in ("classic", "both")
         self.prefixes = [f"{_sf_string(s.display_name())};r=" for s in specs]
         self.policy = ", ".join(policy_item(s) for s in specs)
+        self._memo: dict[tuple[int, int, int], tuple[tuple[str, str], ...]] = {}
+
+    def write_one(self, headers: CIMultiDict[str], decision: Decision) -> None:
+        """`write` for the first limit alone; the header values are formatted once per budget."""
+        key = (decision.limit, decision.remaining, -(-decision.reset_us // 1_000_000))
+        memo = self._memo
+        pairs = memo.get(key)
+        if pairs is None:
+            staged: CIMultiDict[str] = CIMultiDict()
+            self.write(staged, [(0, decision)])
+            pairs = tuple(staged.items())
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[key] = pairs
+        for name, value in pairs:
+            headers[name] = value
 
     def write(self, headers: CIMultiDict[str], checked: Sequence[tuple[int, Decision]]) -> None:
         """Describe `checked` (limit index, decision) pairs; the tightest one for classic headers."""

@@ -91,6 +91,8 @@ class RateLimitStage:
         self.reject_missing = config.on_missing_key == "reject"
         self.deny_on_error = config.on_error == "deny"
         self.link: RedisLink | None = None
+        self._holds = any(limit.in_flight for limit in self.limits)
+        """Some limit counts requests in flight: allowed ones hold a slot until they end."""
         self._call: Callable[[RequestContext, Handler], Any] = self._unstarted
 
     async def start(self) -> None:
@@ -106,7 +108,8 @@ class RateLimitStage:
         else:
             for limit in self.limits:
                 limit.counter = backends.open_memory(config, limit.spec, self.namespace, services)
-            self._call = self._check_memory
+            single = len(self.limits) == 1 and not self._holds
+            self._call = self._check_memory_one if single else self._check_memory
 
     async def close(self) -> None:
         """Release counters and the Redis link (the last user closes them)."""
@@ -143,9 +146,28 @@ class RateLimitStage:
                 self._give_back(checked)
                 checked.append((limit.index, decision))
                 return self._refuse(ctx, checked, decision)
-            limit.allowed.inc()
+            limit.allowed.value += 1
             checked.append((limit.index, decision))
         return await self._proceed(ctx, call_next, checked)
+
+    async def _check_memory_one(self, ctx: RequestContext, call_next: Handler) -> Response:
+        """`_check_memory` for the common case of one windowed limit, without the bookkeeping."""
+        limit = self.limits[0]
+        key = limit.key(ctx)
+        if key is None:
+            if self.reject_missing:
+                return self._missing(ctx, limit)
+            limit.skipped.inc()
+            return await call_next(ctx)
+        decision = limit.counter.hit(key)
+        if not decision.allowed:
+            limit.limited.inc()
+            return self._refuse(ctx, [(0, decision)], decision)
+        limit.allowed.value += 1
+        response = await call_next(ctx)
+        if self.on_allowed:
+            self.headers.write_one(response.headers, decision)
+        return response
 
     async def _check_redis(self, ctx: RequestContext, call_next: Handler) -> Response:
         pending = []
@@ -186,7 +208,7 @@ class RateLimitStage:
         return await self._proceed(ctx, call_next, checked)
 
     async def _proceed(self, ctx: RequestContext, call_next: Handler, checked: Checked) -> Response:
-        held = [(i, d) for i, d in checked if self.limits[i].in_flight]
+        held = [(i, d) for i, d in checked if self.limits[i].in_flight] if self._holds else None
         if held:
             release = self._releaser(held)
             ctx.add_cleanup(release)

@@ -139,6 +139,23 @@ async def test_missing_key_can_skip_that_limit(kairos_gateway, echo_backend, htt
     assert await statuses(http, gw.url + "/", 4) == [200, 200, 200, 429]
 
 
+async def test_one_limit_skipped_passes_without_headers(kairos_gateway, echo_backend, http) -> None:
+    config = {"limits": [{"rate": "1/m", "key": ["header:X-Api-Key"]}], "on_missing_key": "skip"}
+    gw = await kairos_gateway(
+        {"routes": [route(echo_backend, [limiter(config)], name="s")]}, plugins=PLUGINS
+    )
+    for _ in range(3):
+        async with http.get(gw.url + "/") as response:
+            assert response.status == 200
+            assert "RateLimit" not in response.headers
+    async with http.get(gw.url + "/", headers={"X-Api-Key": "k"}) as response:
+        assert response.status == 200
+        assert response.headers["X-RateLimit-Remaining"] == "0"
+    values = gw.gateway.runtime.services.metrics.snapshot()["kairos_ratelimit_decisions"]["values"]
+    assert values[("s", "1-per-1m", "skipped")] == 3
+    assert values[("s", "1-per-1m", "allowed")] == 1
+
+
 async def test_consumer_and_claim_keys_after_auth(kairos_gateway, echo_backend, http) -> None:
     config = {
         "limits": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -201,6 +202,7 @@ async def serve_single(
     log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
     gateway = Gateway(loaded)
     await gateway.start()
+    gc.freeze()  # start-up objects live for good: later collections skip them
     stop = stop or asyncio.Event()
     reload_lock = asyncio.Lock()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -78,6 +79,7 @@ async def _serve_worker(
         loaded, worker_id=worker_id, workers=workers, reuse_port=True, instance_id=instance_id
     )
     await gateway.start()
+    gc.freeze()  # start-up objects live for good: later collections skip them
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -367,16 +367,14 @@ class LeanHttpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        body = request.content
-        unread = isinstance(body, RequestBody) and body.remaining > 0
-        if unread and isinstance(body, RequestBody) and body.remaining == body.length:
-            if body.waits_for_continue:  # the client may or may not send it now: do not guess
-                keep_alive = unread = False
+        body = request.content if isinstance(request.content, RequestBody) else None
+        unread = body is not None and body.remaining > 0
+        if body is not None and body.waits_for_continue and body.remaining == body.length:
+            keep_alive = unread = False  # the client may or may not send it now: do not guess
         if self._force_close or self.server.closing or (not keep_alive and not unread):
             transport.close()
             return
-        if unread:  # drain the rest of the body first, so the client sees our answer
-            assert isinstance(body, RequestBody)
+        if body is not None and unread:  # drain the rest first, so the client sees our answer
             body.discard = True
             self.resume_reading()
             self._timer = self.loop.call_later(_LINGER_SECONDS, self.abort)

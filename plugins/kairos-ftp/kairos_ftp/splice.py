@@ -19,6 +19,8 @@ AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1024 * 1024
+_BUDGET = 32 * 1024 * 1024
+"""Bytes one direction moves per wakeup before it lets the event loop serve other sessions."""
 
 
 def detach(end: DataEnd) -> socket.socket:
@@ -54,27 +56,40 @@ class _Direction:
         self.pending = pending
         self.moved += len(pending)
         self.eof = eof
-        self.flush()
+        self.pump()
 
-    def on_readable(self) -> None:
-        for _ in range(16):  # drain what is there now, a bounded number of rounds per wakeup
+    def pump(self) -> None:
+        """Move bytes until a socket would block, then wait for that socket (and only it).
+
+        Called when the source is readable or the target writable: the pipe is emptied into
+        the target first, then refilled from the source, for as long as both go on.
+        """
+        budget = _BUDGET
+        while True:
+            if (self.in_pipe or self.pending) and not self._drain():
+                return
+            if self.eof:
+                self._wait(readable=False, writable=False)
+                self.relay.finished(self)
+                return
+            if budget <= 0:  # still readable: the loop calls again after serving others
+                self._wait(readable=True, writable=False)
+                return
             try:
                 count = os.splice(self.source, self.write_fd, _PIPE_SIZE, flags=_FLAGS)
             except BlockingIOError:
+                self._wait(readable=True, writable=False)
                 return
             except OSError as exc:
                 self.relay.fail(self, exc)
                 return
             if count == 0:
                 self.eof = True
-                self._read(False)
-            else:
-                self.in_pipe += count
-                self.moved += count
-            if not self.flush() or self.eof:
-                return
+            self.in_pipe += count
+            self.moved += count
+            budget -= count
 
-    def flush(self) -> bool:
+    def _drain(self) -> bool:
         """Move the pipe's bytes to the target; False when the target is full (or failed)."""
         try:
             while self.pending:
@@ -83,38 +98,31 @@ class _Direction:
             while self.in_pipe:
                 self.in_pipe -= os.splice(self.read_fd, self.target, self.in_pipe, flags=_FLAGS)
         except BlockingIOError:
-            self._read(False)
-            self._write(True)
+            self._wait(readable=False, writable=True)
             return False
         except OSError as exc:
             self.relay.fail(self, exc)
             return False
-        self._write(False)
-        if self.eof:
-            self.relay.finished(self)
-        else:
-            self._read(True)
         return True
 
-    def _read(self, on: bool) -> None:
+    def _wait(self, readable: bool, writable: bool) -> None:
+        """Register for exactly these events (an epoll change only when they differ)."""
         loop = self.relay.loop
-        if on and not self.reading:
-            loop.add_reader(self.source, self.on_readable)
-        elif not on and self.reading:
-            loop.remove_reader(self.source)
-        self.reading = on
-
-    def _write(self, on: bool) -> None:
-        loop = self.relay.loop
-        if on and not self.writing:
-            loop.add_writer(self.target, self.flush)
-        elif not on and self.writing:
-            loop.remove_writer(self.target)
-        self.writing = on
+        if readable != self.reading:
+            if readable:
+                loop.add_reader(self.source, self.pump)
+            else:
+                loop.remove_reader(self.source)
+            self.reading = readable
+        if writable != self.writing:
+            if writable:
+                loop.add_writer(self.target, self.pump)
+            else:
+                loop.remove_writer(self.target)
+            self.writing = writable
 
     def stop(self) -> None:
-        self._read(False)
-        self._write(False)
+        self._wait(readable=False, writable=False)
         for fd in (self.read_fd, self.write_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from ftp_testkit import PASSWORD, USER, connect, random_file, sha256_file
+from kairos_ftp import splice
 
 SIZE = 3 * 1024 * 1024 + 123  # several relay buffers, not a round number
 
@@ -206,3 +207,28 @@ async def test_ipv6_clients_use_extended_commands(
     data, pasv = await asyncio.to_thread(session)
     assert data == b"over IPv6"
     assert pasv.startswith("425") and "EPSV" in pasv
+
+
+async def test_splice_relay_yields_to_the_loop_and_keeps_every_byte(
+    ftp_server: Any,
+    ftp_gateway: Any,
+    ftp_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(splice, "_BUDGET", 1000)  # each wakeup moves about one splice's worth
+    gw = await ftp_gateway([ftp_server.url])
+    digest = random_file(ftp_root / "source.bin", SIZE)
+
+    def session() -> str:
+        ftp = connect(gw.port)
+        out = tmp_path / "download.bin"
+        with out.open("wb") as handle:
+            ftp.retrbinary("RETR source.bin", handle.write, blocksize=65536)
+        with out.open("rb") as handle:
+            ftp.storbinary("STOR uploaded.bin", handle, blocksize=65536)
+        ftp.quit()
+        return sha256_file(out)
+
+    assert await asyncio.to_thread(session) == digest
+    assert sha256_file(ftp_root / "uploaded.bin") == digest

@@ -21,6 +21,13 @@ _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1024 * 1024
 _BUDGET = 32 * 1024 * 1024
 """Bytes one direction moves per wakeup before it lets the event loop serve other sessions."""
+_BATCH = 256 * 1024
+"""SO_RCVLOWAT of the sending socket while the flow is fast: one wakeup per batch, not per segment."""
+_FAST = 16 * _BATCH
+"""Bytes per tick above which a slowed flow is batched again."""
+_TICK = 0.25
+"""Longest wait between the relay's checks (idle timeout, batching): a slow sender's bytes wait
+at most this long for a batch to fill."""
 
 
 def detach(end: DataEnd) -> socket.socket:
@@ -51,6 +58,25 @@ class _Direction:
         """Bytes a transport had read before the relay took over; sent first."""
         self.reading = False
         self.writing = False
+        self.batching = False
+        self.source_socket = source
+        self._ticked = 0
+
+    def batch(self, on: bool) -> None:
+        """Wake up for the source only once `_BATCH` bytes are queued (or at EOF), or at once."""
+        with contextlib.suppress(OSError):
+            self.source_socket.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVLOWAT, _BATCH if on else 1
+            )
+            self.batching = on
+
+    def tick(self) -> None:
+        """Batch a fast flow; a slow one (less than a batch since the last tick) wakes per byte."""
+        moved, self._ticked = self.moved - self._ticked, self.moved
+        if self.batching and moved < _BATCH:
+            self.batch(False)  # the kernel signals readability at once if bytes are queued
+        elif not self.batching and moved >= _FAST:
+            self.batch(True)
 
     def start(self, pending: bytes, eof: bool) -> None:
         self.pending = pending
@@ -160,6 +186,7 @@ class SpliceRelay:
         receiver = self.down if self.sender is self.up else self.up
         receiver.start(up_pending if receiver is self.up else down_pending, False)
         if not self.done.done():
+            self.sender.batch(True)
             self.sender.start(
                 up_pending if self.sender is self.up else down_pending,
                 client_eof if self.sender is self.up else backend_eof,
@@ -168,10 +195,11 @@ class SpliceRelay:
 
     def _schedule(self) -> None:
         if not self.done.done():
-            interval = max(0.05, min(1.0, self.idle_timeout / 4))
+            interval = max(0.05, min(_TICK, self.idle_timeout / 4))
             self._timer = self.loop.call_later(interval, self._check_idle)
 
     def _check_idle(self) -> None:
+        self.sender.tick()
         moved = self.up.moved + self.down.moved
         now = self.loop.time()
         if moved != self._last:

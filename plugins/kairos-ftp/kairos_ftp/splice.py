@@ -1,7 +1,9 @@
 """Zero-copy relay of plaintext data connections on Linux: splice(2) through a pipe per direction.
 
 The bytes go socket -> pipe -> socket inside the kernel; the event loop only wakes up when a
-socket is readable or writable. TLS legs use the copying relay in `pipe.py` instead.
+socket is readable or writable, and a fast sender's socket only once a pipeful is queued
+(SO_RCVLOWAT), so a GiB costs a few hundred wakeups. TLS legs use the copying relay in
+`pipe.py` instead.
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from kairos_ftp.pipe import DataEnd, RelayResult
 
 AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_F_SETPIPE_SZ = 1031
+_F_SETPIPE_SZ, _F_GETPIPE_SZ = 1031, 1032
 _PIPE_SIZE = 1024 * 1024
+"""Wanted pipe capacity (Linux's default /proc/sys/fs/pipe-max-size); larger measured slower."""
 _BUDGET = 32 * 1024 * 1024
 """Bytes one direction moves per wakeup before it lets the event loop serve other sessions."""
-_BATCH = 256 * 1024
-"""SO_RCVLOWAT of the sending socket while the flow is fast: one wakeup per batch, not per segment."""
-_FAST = 16 * _BATCH
-"""Bytes per tick above which a slowed flow is batched again."""
+_FAST_PIPES = 16
+"""Pipefuls per tick above which a slowed flow is batched again."""
 _TICK = 0.25
 """Longest wait between the relay's checks (idle timeout, batching): a slow sender's bytes wait
 at most this long for a batch to fill."""
@@ -49,8 +50,12 @@ class _Direction:
         self.source = source.fileno()
         self.target = target.fileno()
         self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.pipe_size = 65536
+        """The pipe's capacity: the length of each read, and the batch of a fast sender."""
         with contextlib.suppress(OSError):
             fcntl.fcntl(self.write_fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        with contextlib.suppress(OSError):
+            self.pipe_size = fcntl.fcntl(self.write_fd, _F_GETPIPE_SZ)
         self.in_pipe = 0
         self.moved = 0
         self.eof = False
@@ -63,19 +68,19 @@ class _Direction:
         self._ticked = 0
 
     def batch(self, on: bool) -> None:
-        """Wake up for the source only once `_BATCH` bytes are queued (or at EOF), or at once."""
+        """Wake up for the source once a pipeful is queued (or at EOF), or at once (SO_RCVLOWAT)."""
         with contextlib.suppress(OSError):
             self.source_socket.setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVLOWAT, _BATCH if on else 1
+                socket.SOL_SOCKET, socket.SO_RCVLOWAT, self.pipe_size if on else 1
             )
             self.batching = on
 
     def tick(self) -> None:
         """Batch a fast flow; a slow one (less than a batch since the last tick) wakes per byte."""
         moved, self._ticked = self.moved - self._ticked, self.moved
-        if self.batching and moved < _BATCH:
+        if self.batching and moved < self.pipe_size:
             self.batch(False)  # the kernel signals readability at once if bytes are queued
-        elif not self.batching and moved >= _FAST:
+        elif not self.batching and moved >= _FAST_PIPES * self.pipe_size:
             self.batch(True)
 
     def start(self, pending: bytes, eof: bool) -> None:
@@ -102,7 +107,7 @@ class _Direction:
                 self._wait(readable=True, writable=False)
                 return
             try:
-                count = os.splice(self.source, self.write_fd, _PIPE_SIZE, flags=_FLAGS)
+                count = os.splice(self.source, self.write_fd, self.pipe_size, flags=_FLAGS)
             except BlockingIOError:
                 self._wait(readable=True, writable=False)
                 return

@@ -211,8 +211,8 @@ class Runs:
 
     seconds: list[float] = field(default_factory=list)
     gateway: list[float] = field(default_factory=list)
-    peers: list[float] = field(default_factory=list)
-    """Client + server CPU-seconds."""
+    client: list[float] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
     busy: list[list[float]] = field(default_factory=list)
     """Fraction of each CPU that was busy (anything running, softirqs included)."""
 
@@ -228,7 +228,8 @@ def measure(runs: Runs, action: Callable[[], None], gateway_pid: int, server_pid
     runs.seconds.append(elapsed)
     after = (cpu_seconds(gateway_pid), cpu_seconds(server_pid), client_cpu_seconds())
     runs.gateway.append(after[0] - before[0])
-    runs.peers.append(after[1] - before[1] + after[2] - before[2])
+    runs.server.append(after[1] - before[1])
+    runs.client.append(after[2] - before[2])
 
 
 def report(runs: dict[tuple[str, str], Runs], size: int, args: argparse.Namespace) -> None:
@@ -261,7 +262,10 @@ def report(runs: dict[tuple[str, str], Runs], size: int, args: argparse.Namespac
         [f"{median(runs[('through', d)].gateway) / gib:.2f}" for d in directions],
     )
     for path in ("direct", "through"):
-        cells = [f"{median(runs[(path, d)].peers) / gib:.2f}" for d in directions]
+        cells = [
+            f"{median(runs[(path, d)].client) / gib:.2f} + {median(runs[(path, d)].server) / gib:.2f}"
+            for d in directions
+        ]
         row(f"client + server CPU-s per GiB, {path}", cells)
     for cpu in range(len(runs[("direct", "download")].busy[0])):
         for path in ("direct", "through"):

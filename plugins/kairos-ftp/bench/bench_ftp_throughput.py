@@ -275,6 +275,13 @@ def report(runs: dict[tuple[str, str], Runs], size: int, args: argparse.Namespac
     for d in directions:
         print(f"- {d}, through / direct per rep: {', '.join(f'{r:.0%}' for r in ratios(d))}")
     print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    if args.placement == "split":
+        idle_core = max(median(b[0] for b in runs[("direct", d)].busy) for d in directions)
+        if idle_core > 0.2:
+            print(
+                f"- **CPU 0 was {idle_core:.0%} busy during the direct runs**: other processes"
+                " shared the gateway's core, so the ratio understates the gateway"
+            )
 
 
 def main() -> None:
@@ -289,6 +296,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     size = parse_size(args.size)
+    if args.placement == "split" and not {0, 1} <= os.sched_getaffinity(0):
+        parser.error("--placement split needs CPUs 0 and 1; use --placement none")
     gateway_cpus, peer_cpus = PLACEMENTS[args.placement]
     if peer_cpus is not None:
         os.sched_setaffinity(0, peer_cpus)  # the in-process client (curl inherits it)

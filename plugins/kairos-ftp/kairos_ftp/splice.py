@@ -75,6 +75,7 @@ class _Direction:
         self.reading = False
         self.writing = False
         self.batching = False
+        self.stopped = False
         self.source_socket = source
         self._ticked = 0
 
@@ -114,8 +115,9 @@ class _Direction:
                 self._wait(readable=False, writable=False)
                 self.relay.finished(self)
                 return
-            if budget <= 0:  # still readable: the loop calls again after serving others
-                self._wait(readable=True, writable=False)
+            if budget <= 0:  # go on after the loop served others (a batch may not wake us)
+                self._wait(readable=False, writable=False)
+                self.relay.loop.call_soon(self._resume)
                 return
             try:
                 count = os.splice(self.source, self.write_fd, self.pipe_size, flags=_FLAGS)
@@ -130,6 +132,10 @@ class _Direction:
             self.in_pipe += count
             self.moved += count
             budget -= count
+
+    def _resume(self) -> None:
+        if not self.stopped:
+            self.pump()
 
     def _drain(self) -> bool:
         """Move the pipe's bytes to the target; False when the target is full (or failed)."""
@@ -164,6 +170,7 @@ class _Direction:
             self.writing = writable
 
     def stop(self) -> None:
+        self.stopped = True
         self._wait(readable=False, writable=False)
         for fd in (self.read_fd, self.write_fd):
             with contextlib.suppress(OSError):

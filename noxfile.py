@@ -88,6 +88,14 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def bench_ftp(session: nox.Session) -> None:
+    """FTP throughput: 1 GiB through the gateway beside direct, pinned (`-- --placement none`)."""
+    _install_everything(session)
+    script = "plugins/kairos-ftp/bench/bench_ftp_throughput.py"
+    session.run("python", script, "--size", "1GiB", "--reps", "15", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def soak(session: nox.Session) -> None:
     """10 minutes of mixed load, reloads every 15 s and flapping backends (`-- --duration 60`)."""
     _install_everything(session)

@@ -2,37 +2,49 @@
 
 Starts a pyftpdlib server and `kairos serve` (an `ftp` listener in front of it) as
 subprocesses on loopback, then downloads and uploads one file directly and through the
-gateway, interleaved (median of `--reps`), and prints a markdown table. Integrity is checked (SHA-256) outside
-the timed part.
+gateway with the same client, in alternating order (direct first on even reps, through
+first on odd ones), and prints a markdown table.
 
-    python plugins/kairos-ftp/bench/bench_ftp_throughput.py              # 256 MiB
-    python plugins/kairos-ftp/bench/bench_ftp_throughput.py --size 1GiB  # the issue's size
+Placement (`--placement split`, the default): the gateway alone on CPU 0; the client and
+the server share CPU 1, for the direct run as for the gateway run, so both paths give the
+client and the server the same CPU and the gateway's own cost shows as CPU-seconds. With
+`--placement none` nothing is pinned (three processes then compete for two cores).
+
+Each timed download discards the bytes (the client's cost is one kernel copy); one untimed
+download per path is written and SHA-256 checked first, and every upload is checked on the
+server's disk, outside the timed part. Files live in /dev/shm.
+
+    python plugins/kairos-ftp/bench/bench_ftp_throughput.py                    # 256 MiB
+    python plugins/kairos-ftp/bench/bench_ftp_throughput.py --size 1GiB --reps 5
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ftplib
 import hashlib
 import os
-import socket
+import resource
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import median
 
+from kairos_core.testing import free_port, wait_for_port
+
 USER, PASSWORD = "bench", "bench"
 BLOCK = 1024 * 1024
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+PLACEMENTS: dict[str, tuple[set[int] | None, set[int] | None]] = {
+    "split": ({0}, {1}),  # (gateway CPUs, client + server CPUs)
+    "none": (None, None),
+}
 
 
 def parse_size(text: str) -> int:
@@ -45,20 +57,13 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    """Block until something listens on 127.0.0.1:port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A preexec_fn that pins the child to `cpus` (None: leave it free)."""
+    return None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
 
 
-def start_ftp_server(root: Path, port: int) -> subprocess.Popen[bytes]:
-    """pyftpdlib serving `root` in its own process."""
+def start_ftp_server(root: Path, port: int, cpus: set[int] | None) -> subprocess.Popen[bytes]:
+    """pyftpdlib serving `root` in its own process (sendfile for downloads, its defaults)."""
     code = textwrap.dedent(
         f"""
         import logging, warnings
@@ -73,11 +78,13 @@ def start_ftp_server(root: Path, port: int) -> subprocess.Popen[bytes]:
         FTPServer(("127.0.0.1", {port}), FTPHandler).serve_forever()
         """
     )
-    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.DEVNULL, preexec_fn=pinned(cpus)
+    )
 
 
 def start_gateway(
-    ftp_port: int, gateway_port: int, workdir: Path, zero_copy: bool
+    ftp_port: int, gateway_port: int, workdir: Path, zero_copy: bool, cpus: set[int] | None
 ) -> subprocess.Popen[bytes]:
     """`kairos serve` with one FTP listener in front of the server."""
     config = workdir / "kairos-ftp-bench.yaml"
@@ -100,6 +107,7 @@ def start_gateway(
         [sys.executable, "-m", "kairos_cli", "serve", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=pinned(cpus),
     )
 
 
@@ -107,6 +115,25 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds() -> list[float]:
+    """Busy time of each CPU (all but idle, iowait and steal) from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = []
+    for line in Path("/proc/stat").read_text().splitlines()[1:]:
+        if not line.startswith("cpu"):
+            break
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, line.split()[1:8])
+        busy.append((user + nice + system + irq + softirq) / tick)
+    return busy
+
+
+def client_cpu_seconds() -> float:
+    """CPU of this process and its reaped children (the client, in process or curl)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def login(port: int) -> ftplib.FTP:
@@ -118,39 +145,45 @@ def login(port: int) -> ftplib.FTP:
     return ftp
 
 
-def download(port: int, name: str, sink: Path) -> float:
-    """Seconds to RETR `name` into `sink` (large reads, no per-chunk Python work but a write)."""
+def ftplib_download(port: int, name: str, sink: Path | None) -> None:
+    """RETR `name` with 1 MiB reads into one buffer; written to `sink` only when given."""
     ftp = login(port)
     buffer = bytearray(BLOCK)
     view = memoryview(buffer)
-    with sink.open("wb", buffering=0) as out:
-        started = time.perf_counter()
-        conn = ftp.transfercmd(f"RETR {name}")
-        while True:
-            count = conn.recv_into(buffer)
-            if not count:
-                break
-            out.write(view[:count])
-        conn.close()
-        ftp.voidresp()
-        elapsed = time.perf_counter() - started
+    with ftp.transfercmd(f"RETR {name}") as conn:
+        if sink is None:
+            while conn.recv_into(buffer):
+                pass
+        else:
+            with sink.open("wb", buffering=0) as out:
+                while count := conn.recv_into(buffer):
+                    out.write(view[:count])
+    ftp.voidresp()
     ftp.quit()
-    return elapsed
 
 
-def upload(port: int, source: Path, name: str) -> float:
-    """Seconds to STOR `source` as `name`."""
+def ftplib_upload(port: int, source: Path, name: str) -> None:
+    """STOR `source` as `name` with sendfile(2) (the client copies nothing through Python)."""
     ftp = login(port)
-    with source.open("rb", buffering=0) as handle:
-        started = time.perf_counter()
-        conn = ftp.transfercmd(f"STOR {name}")
-        while chunk := handle.read(BLOCK):
-            conn.sendall(chunk)
-        conn.close()
-        ftp.voidresp()
-        elapsed = time.perf_counter() - started
+    with source.open("rb") as handle, ftp.transfercmd(f"STOR {name}") as conn:
+        conn.sendfile(handle)
+    ftp.voidresp()
     ftp.quit()
-    return elapsed
+
+
+def curl_download(port: int, name: str, sink: Path | None) -> None:
+    """curl RETR to `sink` or /dev/null."""
+    url = f"ftp://{USER}:{PASSWORD}@127.0.0.1:{port}/{name}"
+    subprocess.run(["curl", "-sS", "-o", str(sink or os.devnull), url], check=True)
+
+
+def curl_upload(port: int, source: Path, name: str) -> None:
+    """curl STOR."""
+    url = f"ftp://{USER}:{PASSWORD}@127.0.0.1:{port}/{name}"
+    subprocess.run(["curl", "-sS", "-T", str(source), url], check=True)
+
+
+CLIENTS = {"ftplib": (ftplib_download, ftplib_upload), "curl": (curl_download, curl_upload)}
 
 
 def sha256(path: Path) -> str:
@@ -172,17 +205,103 @@ def make_file(path: Path, size: int) -> None:
             left -= min(left, BLOCK)
 
 
+@dataclass
+class Runs:
+    """Per-rep figures of one (path, direction): seconds, and CPU-seconds of each process."""
+
+    seconds: list[float] = field(default_factory=list)
+    gateway: list[float] = field(default_factory=list)
+    client: list[float] = field(default_factory=list)
+    server: list[float] = field(default_factory=list)
+    busy: list[list[float]] = field(default_factory=list)
+    """Fraction of each CPU that was busy (anything running, softirqs included)."""
+
+
+def measure(runs: Runs, action: Callable[[], None], gateway_pid: int, server_pid: int) -> None:
+    """Time `action` and record the CPU each process spent on it."""
+    before = (cpu_seconds(gateway_pid), cpu_seconds(server_pid), client_cpu_seconds())
+    cpus = busy_seconds()
+    started = time.perf_counter()
+    action()
+    elapsed = time.perf_counter() - started
+    runs.busy.append([(b - a) / elapsed for a, b in zip(cpus, busy_seconds(), strict=True)])
+    runs.seconds.append(elapsed)
+    after = (cpu_seconds(gateway_pid), cpu_seconds(server_pid), client_cpu_seconds())
+    runs.gateway.append(after[0] - before[0])
+    runs.server.append(after[1] - before[1])
+    runs.client.append(after[2] - before[2])
+
+
+def report(runs: dict[tuple[str, str], Runs], size: int, args: argparse.Namespace) -> None:
+    """Print the markdown table."""
+    gib = size / 1024**3
+    directions = ("download", "upload")
+
+    def row(label: str, cells: list[str]) -> None:
+        print(f"| {label} | {' | '.join(cells)} |")
+
+    def ratios(d: str) -> list[float]:
+        direct, through = runs[("direct", d)].seconds, runs[("through", d)].seconds
+        return [a / b for a, b in zip(direct, through, strict=True)]
+
+    print(
+        f"\n### FTP throughput, {size / 1024**2:.0f} MiB, {args.reps} alternating reps, medians"
+        f" (client {args.client}, placement {args.placement}, relay"
+        f" {'copy' if args.copy else 'splice'})\n"
+    )
+    print("| | download | upload |")
+    print("|---|---:|---:|")
+    for path, label in (("direct", "direct"), ("through", "through Kairos")):
+        row(
+            f"{label}, MB/s",
+            [f"{size / median(runs[(path, d)].seconds) / 1e6:,.0f}" for d in directions],
+        )
+    row("**through / direct**", [f"**{median(ratios(d)):.0%}**" for d in directions])
+    row(
+        "gateway CPU-s per GiB",
+        [f"{median(runs[('through', d)].gateway) / gib:.2f}" for d in directions],
+    )
+    for path in ("direct", "through"):
+        cells = [
+            f"{median(runs[(path, d)].client) / gib:.2f} + {median(runs[(path, d)].server) / gib:.2f}"
+            for d in directions
+        ]
+        row(f"client + server CPU-s per GiB, {path}", cells)
+    for cpu in range(len(runs[("direct", "download")].busy[0])):
+        for path in ("direct", "through"):
+            cells = [f"{median(b[cpu] for b in runs[(path, d)].busy):.0%}" for d in directions]
+            row(f"CPU {cpu} busy, {path}", cells)
+    print()
+    for d in directions:
+        print(f"- {d}, through / direct per rep: {', '.join(f'{r:.0%}' for r in ratios(d))}")
+    print(f"- load average at the end: {os.getloadavg()[0]:.1f}")
+    if args.placement == "split":
+        idle_core = max(median(b[0] for b in runs[("direct", d)].busy) for d in directions)
+        if idle_core > 0.2:
+            print(
+                f"- **CPU 0 was {idle_core:.0%} busy during the direct runs**: other processes"
+                " shared the gateway's core, so the ratio understates the gateway"
+            )
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="256MiB", help="file size (e.g. 256MiB, 1GiB)")
+    parser.add_argument("--reps", type=int, default=5, help="alternating repetitions (median)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="ftplib")
+    parser.add_argument("--placement", choices=sorted(PLACEMENTS), default="split")
     parser.add_argument(
         "--copy", action="store_true", help="zero_copy: false (the copying relay, as for TLS)"
     )
-    parser.add_argument("--reps", type=int, default=2, help="interleaved repetitions (median)")
     args = parser.parse_args()
     size = parse_size(args.size)
-    # files in memory where possible: disk writeback of one run must not slow the next
+    if args.placement == "split" and not {0, 1} <= os.sched_getaffinity(0):
+        parser.error("--placement split needs CPUs 0 and 1; use --placement none")
+    gateway_cpus, peer_cpus = PLACEMENTS[args.placement]
+    if peer_cpus is not None:
+        os.sched_setaffinity(0, peer_cpus)  # the in-process client (curl inherits it)
+    download, upload = CLIENTS[args.client]
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="kairos-ftp-bench-", dir=shm) as tmp:
         workdir = Path(tmp)
@@ -193,55 +312,31 @@ def main() -> None:
         os.link(source, root / "big.bin")
         expected = sha256(source)
         ftp_port, gateway_port = free_port(), free_port()
-        server = start_ftp_server(root, ftp_port)
-        gateway = start_gateway(ftp_port, gateway_port, workdir, not args.copy)
+        server = start_ftp_server(root, ftp_port, peer_cpus)
+        gateway = start_gateway(ftp_port, gateway_port, workdir, not args.copy, gateway_cpus)
         try:
-            wait_for_port(ftp_port)
-            wait_for_port(gateway_port)
-            seconds: dict[str, list[list[float]]] = {"direct": [[], []], "through Kairos": [[], []]}
-            gateway_cpu: list[list[float]] = [[], []]
-            targets = (("direct", ftp_port), ("through Kairos", gateway_port))
+            asyncio.run(wait_for_port(ftp_port))
+            asyncio.run(wait_for_port(gateway_port))
+            targets = (("direct", ftp_port), ("through", gateway_port))
+            for label, port in targets:  # untimed: every byte arrives on both paths
+                download(port, "big.bin", workdir / "sink.bin")
+                assert sha256(workdir / "sink.bin") == expected, f"{label}: download corrupted"
+                (workdir / "sink.bin").unlink()
+            runs = {(p, d): Runs() for p, _ in targets for d in ("download", "upload")}
+            pids = (gateway.pid, server.pid)
             for rep in range(args.reps):
                 for label, port in targets if rep % 2 == 0 else targets[::-1]:
-                    sink = workdir / "sink.bin"
-                    cpu_before = cpu_seconds(gateway.pid)
-                    seconds[label][0].append(download(port, "big.bin", sink))
-                    if port == gateway_port:
-                        gateway_cpu[0].append(cpu_seconds(gateway.pid) - cpu_before)
-                    assert sha256(sink) == expected, f"{label}: download corrupted"
-                    sink.unlink()
-                    cpu_before = cpu_seconds(gateway.pid)
-                    seconds[label][1].append(upload(port, source, "up.bin"))
-                    if port == gateway_port:
-                        gateway_cpu[1].append(cpu_seconds(gateway.pid) - cpu_before)
+                    measure(
+                        runs[(label, "download")], partial(download, port, "big.bin", None), *pids
+                    )
+                    measure(runs[(label, "upload")], partial(upload, port, source, "up.bin"), *pids)
                     assert sha256(root / "up.bin") == expected, f"{label}: upload corrupted"
                     (root / "up.bin").unlink()
-            rows = [
-                (label, size / median(down) / 1e6, size / median(up) / 1e6)
-                for label, (down, up) in seconds.items()
-            ]
         finally:
             for process in (gateway, server):
                 process.terminate()
                 process.wait(10)
-    mib = size / 1024**2
-    print(
-        f"\n### FTP throughput, {mib:.0f} MiB, median of {args.reps} interleaved runs"
-        " (MB/s; SHA-256 verified)\n"
-    )
-    print("| path | download | upload |")
-    print("|---|---:|---:|")
-    for label, down_rate, up_rate in rows:
-        print(f"| {label} | {down_rate:,.0f} | {up_rate:,.0f} |")
-    direct, proxied = rows
-    print(
-        f"| through Kairos / direct | {proxied[1] / direct[1]:.0%} | {proxied[2] / direct[2]:.0%} |"
-    )
-    per_gib = [median(cpu) / (size / 1024**3) for cpu in gateway_cpu]
-    print(f"| gateway CPU s per GiB | {per_gib[0]:.2f} | {per_gib[1]:.2f} |")
-    print(
-        f"\nrelay: {'copy' if args.copy else 'splice (zero_copy)'}; load average {os.getloadavg()[0]:.1f}"
-    )
+    report(runs, size, args)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ class DataCommands:
         self.epsv_all = False
         self.backend_epsv = True
         self.counted = False
+        self.client_aborted = False
+        """The client sent ABOR during the current transfer."""
 
     def drop(self) -> None:
         """Abort a transfer or release a prepared data connection."""
@@ -237,6 +239,7 @@ class DataCommands:
             settings.zero_copy,
         )
         self.counted = False
+        self.client_aborted = False
         try:
             await self._replies(link, direction)
         finally:
@@ -289,6 +292,7 @@ class DataCommands:
         """Handle a command sent while a transfer runs; returns the extra final replies due."""
         session = self.session
         if command.verb == "ABOR":
+            self.client_aborted = True
             await session.to_backend(b"ABOR")  # first, so the server aborts its own transfer
             link.abort("aborted by the client")
             return 1
@@ -319,7 +323,7 @@ class DataCommands:
         metrics = self.session.metrics
         if result.ok and reply.code < 300:
             outcome = "ok"
-        elif "aborted by the client" in result.reason or reply.code == 426:
+        elif self.client_aborted:  # not any 426: one also follows a client that vanished
             outcome = "aborted"
         else:
             outcome = "failed"

@@ -6,11 +6,14 @@ import asyncio
 import ftplib
 import io
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ftp_testkit import PASSWORD, USER, connect, random_file, sha256_file
+from kairos_ftp import splice
+from pyftpdlib.handlers import DTPHandler
 
 SIZE = 3 * 1024 * 1024 + 123  # several relay buffers, not a round number
 
@@ -206,3 +209,58 @@ async def test_ipv6_clients_use_extended_commands(
     data, pasv = await asyncio.to_thread(session)
     assert data == b"over IPv6"
     assert pasv.startswith("425") and "EPSV" in pasv
+
+
+async def test_splice_relay_yields_to_the_loop_and_keeps_every_byte(
+    ftp_server: Any,
+    ftp_gateway: Any,
+    ftp_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(splice, "_BUDGET", 1000)  # each wakeup moves about one splice's worth
+    gw = await ftp_gateway([ftp_server.url])
+    digest = random_file(ftp_root / "source.bin", SIZE)
+
+    def session() -> str:
+        ftp = connect(gw.port)
+        out = tmp_path / "download.bin"
+        with out.open("wb") as handle:
+            ftp.retrbinary("RETR source.bin", handle.write, blocksize=65536)
+        with out.open("rb") as handle:
+            ftp.storbinary("STOR uploaded.bin", handle, blocksize=65536)
+        ftp.quit()
+        return sha256_file(out)
+
+    assert await asyncio.to_thread(session) == digest
+    assert sha256_file(ftp_root / "uploaded.bin") == digest
+
+
+async def test_a_sender_that_pauses_mid_stream_is_not_held_back(
+    ftp_factory: Any, ftp_gateway: Any, ftp_root: Path
+) -> None:
+    arrived = threading.Event()
+
+    class Watched(DTPHandler):  # type: ignore[misc]
+        def handle_read(self) -> None:
+            super().handle_read()
+            if self.tot_bytes_received >= 1000:
+                arrived.set()
+
+        handle_read_event = handle_read  # pyftpdlib's loop calls this alias
+
+    server = ftp_factory(handler_options={"dtp_handler": Watched})
+    gw = await ftp_gateway([server.url])
+
+    def session() -> bool:
+        ftp = connect(gw.port)
+        with ftp.transfercmd("STOR paused.bin") as conn:
+            conn.sendall(b"a" * 1000)  # far less than a batch; the rest only once it arrived
+            relayed = arrived.wait(15)
+            conn.sendall(b"b" * 1000)
+        ftp.voidresp()
+        ftp.quit()
+        return relayed
+
+    assert await asyncio.to_thread(session)
+    assert (ftp_root / "paused.bin").read_bytes() == b"a" * 1000 + b"b" * 1000

@@ -17,7 +17,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from kairos_core.metrics import CounterChild
-from kairos_core.server.lean_request import EMPTY_BODY, LeanRequest, RequestBody
+from kairos_core.server.lean_request import EMPTY_BODY, LeanRequest, LeanWriter, RequestBody
 from kairos_core.server.protocol import KairosServer
 
 if TYPE_CHECKING:
@@ -26,22 +26,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kairos.server")
 
-_SINGLETONS = frozenset(
-    {
-        b"content-length",
-        b"content-location",
-        b"content-range",
-        b"content-type",
-        b"etag",
-        b"host",
-        b"max-forwards",
-        b"server",
-        b"user-agent",
-    }
-)
-"""Headers a request may carry once (RFC 9110); a repeat goes to aiohttp, which refuses it."""
-_HAND_OVER = frozenset({b"transfer-encoding", b"upgrade", b"sec-websocket-key1"})
-"""Headers whose requests aiohttp serves (chunked bodies, WebSocket and other upgrades)."""
+_CONTENT_LENGTH = 1
+_HOST = 2
+_HANDED_OVER = 0
+_CONNECTION = -1
+_EXPECT = -2
+_SPECIAL: dict[bytes, int] = {
+    b"content-length": _CONTENT_LENGTH,
+    b"host": _HOST,
+    # the other fields a request may carry once (RFC 9110); a repeat goes to aiohttp, which
+    # refuses it
+    b"content-location": 4,
+    b"content-range": 8,
+    b"content-type": 16,
+    b"etag": 32,
+    b"max-forwards": 64,
+    b"server": 128,
+    b"user-agent": 256,
+    # requests aiohttp serves: chunked bodies, WebSocket and other upgrades
+    b"transfer-encoding": _HANDED_OVER,
+    b"upgrade": _HANDED_OVER,
+    b"sec-websocket-key1": _HANDED_OVER,
+    b"connection": _CONNECTION,
+    b"expect": _EXPECT,
+}
+"""Header fields the lean front looks at: singletons (a bit each), hand-over ones, and others."""
 _INTERNAL_ERROR = (
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
     b"Content-Length: 98\r\nConnection: close\r\n\r\n"
@@ -144,6 +153,10 @@ class LeanHttpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         """The request head deadline, or the lingering deadline of an unread body."""
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
+        """When the connection last became idle between requests (None while it is not)."""
+        self.writer = LeanWriter(self)
+        """Writes the responses (one per connection; `output_size` restarts with each request)."""
         self._reading_paused = False
         self._force_close = False
         self._head = _Head()
@@ -190,10 +203,7 @@ class LeanHttpProtocol(asyncio.Protocol):
                 return
         self._buffer = self._buffer + data if self._buffer else data
         if self._task is None and self._body is None:
-            idle = self._idle_timer
-            if idle is not None:
-                idle.cancel()
-                self._idle_timer = None
+            self._idle_since = None
             self._next()
         elif len(self._buffer) > self.server.max_head:
             self.pause_reading()  # pipelined requests wait; so does the client
@@ -294,9 +304,11 @@ class LeanHttpProtocol(asyncio.Protocol):
         self._task = self.loop.create_task(self._serve(request))
 
     def _parse_head(self, head: bytes) -> LeanRequest | None:
-        """The request in `head`, or None when aiohttp should have it."""
-        if head.count(b"\n") != head.count(b"\r\n"):
-            return None  # bare LF line ends: aiohttp's parser decides
+        """The request in `head`, or None when aiohttp should have it.
+
+        llhttp's strict mode (httptools' default) already refuses bare LF line ends, NUL and
+        other control characters, whitespace before the colon and obs-fold.
+        """
         collected = self._head
         collected.url = b""
         fields = collected.fields = []
@@ -305,38 +317,41 @@ class LeanHttpProtocol(asyncio.Protocol):
             parser.feed_data(head)
         except (HttpParserError, HttpParserUpgrade):
             return None
-        if parser.get_http_version() != "1.1" or parser.should_upgrade():
+        if parser.should_upgrade() or parser.get_http_version() != "1.1":
             return None
         method = parser.get_method().decode("ascii")
         if method == "CONNECT" or len(fields) > self.server.max_headers:
             return None
         items = []
-        seen: set[bytes] = set()
+        seen = 0
         length: int | None = None
         keep_alive = True
         expects = False
         for name, value in fields:
-            key = name.lower()
-            if key in _SINGLETONS:
-                if key in seen:
-                    return None
-                seen.add(key)
-                if key == b"content-length":
-                    length = int(value)
-            elif key in _HAND_OVER:
-                return None
-            elif key == b"connection" and b"close" in value.lower():
-                keep_alive = not any(t.strip() == b"close" for t in value.lower().split(b","))
-            elif key == b"expect":
-                expects = value.strip().lower() == b"100-continue"
             value = value.rstrip(b" \t")
-            if b"\x00" in value:
-                return None
+            special = _SPECIAL.get(name.lower())
+            if special is not None:
+                if special > 0:  # a singleton field
+                    if seen & special:
+                        return None
+                    seen |= special
+                    if special == _CONTENT_LENGTH:
+                        length = int(value)
+                elif special == _HANDED_OVER:
+                    return None
+                elif special == _CONNECTION:
+                    lowered = value.lower()
+                    if b"close" in lowered:
+                        keep_alive = not any(t.strip() == b"close" for t in lowered.split(b","))
+                else:  # Expect
+                    expects = value.lower() == b"100-continue"
             items.append(
                 (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
             )
-        if b"host" not in seen:
+        if not seen & _HOST:
             return None  # aiohttp answers the missing Host with its 400
+        writer = self.writer
+        writer.output_size = 0
         return LeanRequest(
             self,
             method,
@@ -345,6 +360,7 @@ class LeanHttpProtocol(asyncio.Protocol):
             length,
             keep_alive,
             RequestBody(self, length, expects) if length else EMPTY_BODY,
+            writer,
         )
 
     async def _serve(self, request: LeanRequest) -> None:
@@ -397,9 +413,11 @@ class LeanHttpProtocol(asyncio.Protocol):
         if self._buffer:
             self._next()
         else:
-            self._idle_timer = self.loop.call_later(
-                self.server.keepalive_timeout, self._idle_timed_out
-            )
+            self._idle_since = self.loop.time()
+            if self._idle_timer is None:  # one timer, moved on when it fires early (as aiohttp)
+                self._idle_timer = self.loop.call_later(
+                    self.server.keepalive_timeout, self._idle_timed_out
+                )
 
     def _hand_over(self) -> None:
         """Give the connection, from the current request on, to aiohttp's server."""
@@ -433,6 +451,13 @@ class LeanHttpProtocol(asyncio.Protocol):
 
     def _idle_timed_out(self) -> None:
         self._idle_timer = None
+        since = self._idle_since
+        if since is None or self.transport is None:
+            return  # busy again; the next idle spell starts a timer
+        left = since + self.server.keepalive_timeout - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._idle_timed_out)
+            return
         if self._task is None and not self._buffer and self.transport is not None:
             self.transport.close()
 

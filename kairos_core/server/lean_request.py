@@ -198,6 +198,7 @@ class LeanRequest:
         content_length: int | None,
         keep_alive: bool,
         content: RequestBody | EmptyBody,
+        writer: LeanWriter,
     ) -> None:
         self.protocol = protocol
         self.method = method
@@ -208,7 +209,7 @@ class LeanRequest:
         self.keep_alive = keep_alive
         """Whether the client allows another request on this connection."""
         self.content = content
-        self.writer = LeanWriter(protocol)
+        self.writer = writer
         self._query: MultiDictProxy[str] | None = None
         self._cookies: Mapping[str, str] | None = None
 

@@ -156,6 +156,11 @@ class RequestContext:
             self._cleanups = []
         self._cleanups.append(callback)
 
+    @property
+    def has_cleanups(self) -> bool:
+        """Whether a stage registered a cleanup (the server then awaits `run_cleanups`)."""
+        return self._cleanups is not None
+
     async def run_cleanups(self) -> None:
         """Run the registered cleanups (the server calls this once per request)."""
         callbacks, self._cleanups = self._cleanups, None

@@ -85,6 +85,11 @@ class Response:
         self.headers.popall("Content-Length", None)
         return self.body
 
+    @property
+    def needs_close(self) -> bool:
+        """Whether `close` has anything to do (a body iterator or close callbacks)."""
+        return self._on_close is not None or not isinstance(self.body, bytes)
+
     async def close(self) -> None:
         """Release whatever backs the body (an upstream connection) and run close callbacks."""
         await self._close_iterator()

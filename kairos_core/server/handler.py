@@ -154,7 +154,7 @@ class HttpEntry:
             )
             return out
         finally:
-            if ctx is not None:
+            if ctx is not None and ctx.has_cleanups:
                 await ctx.run_cleanups()
             runtime.in_flight -= 1
             if in_flight is not None:

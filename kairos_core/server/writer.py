@@ -83,7 +83,8 @@ async def send_response(
                 _head(request, response, "", keep_alive) + (b"" if no_body else body)
             )
         finally:
-            await response.close()
+            if response.needs_close:
+                await response.close()
         return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""

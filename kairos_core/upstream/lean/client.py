@@ -89,7 +89,9 @@ class LeanUpstreamClient:
         fresh = False
         closed_picks = 0
         while True:
-            conn = await pool.acquire(timeouts.connect, fresh)
+            conn = (None if fresh else pool.idle_connection()) or await pool.acquire(
+                timeouts.connect, fresh
+            )
             reused = conn.reused
             if not conn.begin(method == "HEAD", timeouts.read, timeouts.total):
                 pool.release(conn, False)  # closed before anything was written: not sent

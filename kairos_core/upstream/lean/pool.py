@@ -64,15 +64,9 @@ class BackendConnections:
         keys = self._keys if self._resolver is None else await self._resolve()
         loop = asyncio.get_running_loop()
         if not fresh:
-            now = loop.time()
-            idle = self._idle
-            for key in keys:
-                stack = idle.get(key)
-                while stack:
-                    conn = stack.pop()
-                    if conn.state == IDLE and conn.idle_deadline > now:
-                        return conn
-                    self._drop_idle(conn)
+            found = self._pop_idle(keys, loop.time())
+            if found is not None:
+                return found
         if self._limit and self.open >= self._limit:
             granted = await self._wait(loop, connect_timeout)
             if granted is not None:
@@ -86,6 +80,23 @@ class BackendConnections:
         except BaseException:
             self._slot_freed()
             raise
+
+    def idle_connection(self) -> UpstreamConnection | None:
+        """An idle connection to use at once (None: `acquire` resolves, connects or waits)."""
+        if self.closed or self._resolver is not None:
+            return None
+        return self._pop_idle(self._keys, asyncio.get_running_loop().time())
+
+    def _pop_idle(self, keys: tuple[ConnectionKey, ...], now: float) -> UpstreamConnection | None:
+        idle = self._idle
+        for key in keys:
+            stack = idle.get(key)
+            while stack:
+                conn = stack.pop()
+                if conn.state == IDLE and conn.idle_deadline > now:
+                    return conn
+                self._drop_idle(conn)
+        return None
 
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         """Take a connection back: to the first waiter or the idle stack, or close it."""

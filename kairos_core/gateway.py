@@ -21,7 +21,7 @@ from kairos_core.metrics import Metrics
 from kairos_core.plugins import MissingPlugins, PluginHost, Registry
 from kairos_core.runtime import Runtime, build_runtime, plugin_references
 from kairos_core.server.handler import HttpEntry, HttpSettings
-from kairos_core.server.lean_protocol import LeanServer, lean_settings
+from kairos_core.server.lean_protocol import LeanServer
 from kairos_core.server.protocol import KairosServer
 from kairos_core.server.proxy_protocol import ProxyProtocolReader
 from kairos_core.server.redirect import redirect_handler
@@ -197,9 +197,7 @@ class Gateway:
         )
         front: KairosServer | LeanServer = http
         if server_config.engine == "lean" and isinstance(handler, HttpEntry):
-            front = LeanServer(
-                handler, http, refused=self.core.connections_refused, **lean_settings(server_config)
-            )
+            front = LeanServer(handler, http, server_config, self.core.connections_refused)
         factory: Any = front
         if listener.proxy_protocol:
             trusted = TrustedProxies(server_config.trusted_proxies)

@@ -136,9 +136,8 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         if observe is not None:
             observe(backend, elapsed, status < 500)
         end_to_end = upstream.headers if upstream.end_to_end else response_headers(upstream.headers)
-        response = Response(
-            status, cast("CIMultiDict[str]", end_to_end), upstream.body, upstream.reason
-        )
+        body = upstream.whole if upstream.whole is not None else upstream.body
+        response = Response(status, cast("CIMultiDict[str]", end_to_end), body, upstream.reason)
         response.on_close(backend.release)
         return Attempt(response, backend, status, True)
 

@@ -109,7 +109,7 @@ class Response:
 
 def closing(response: Response, request: IncomingRequest, *, drain: bool = False) -> Response:
     """Make `response` the last on its connection: closed once sent, or with `drain` after
-    aiohttp's lingering read of the unread body (so a client still uploading gets the answer
+    the server's lingering read of the unread body (so a client still uploading gets the answer
     rather than a reset)."""
     response.close_connection = True
     if not drain:

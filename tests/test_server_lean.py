@@ -4,15 +4,84 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import pytest
+
+from kairos_core import (
+    BuildContext,
+    Handler,
+    Middleware,
+    NoConfig,
+    RequestContext,
+    Response,
+    StagePlugin,
+    hookimpl,
+)
 from kairos_core.server.lean_protocol import LeanServer
 from kairos_core.testing import running_gateway
-from kairos_core.testing.backends import echo_app, start_backend
+from kairos_core.testing.backends import Backend, echo_app, start_backend
 
 
-def route_to(url: str) -> dict[str, object]:
-    """One catch-all route; /missing/ has none (a 404 the gateway answers itself)."""
-    return {"routes": [{"prefix": "/api", "upstream": {"backends": [{"url": url}]}}]}
+def route_to(url: str) -> dict[str, Any]:
+    """One route under /api; /missing has none (a 404 the gateway answers itself); a request
+    to /api/failing-cleanup registers a cleanup that raises."""
+    return {
+        "routes": [
+            {
+                "prefix": "/api",
+                "upstream": {"backends": [{"url": url}]},
+                "plugins": [{"name": "failing-cleanup"}],
+            }
+        ]
+    }
+
+
+class FailingCleanup:
+    """A stage whose cleanup raises once the response is out, for /api/failing-cleanup."""
+
+    @hookimpl
+    def register_transformers(self, register: Callable[[StagePlugin[Any]], None]) -> None:
+        def build(config: NoConfig, context: BuildContext) -> Middleware:
+            async def stage(ctx: RequestContext, call_next: Handler) -> Response:
+                if ctx.path == "/api/failing-cleanup":
+                    ctx.add_cleanup(self.fail)
+                return await call_next(ctx)
+
+            return stage
+
+        register(StagePlugin(name="failing-cleanup", build=build))
+
+    @staticmethod
+    def fail() -> None:
+        """The cleanup."""
+        raise RuntimeError("cleanup failed")
+
+
+@dataclass
+class Served:
+    """A gateway on the lean front in front of an echo backend."""
+
+    backend: Backend
+    front: LeanServer
+    port: int
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A raw client connection to the gateway."""
+        return await asyncio.open_connection("127.0.0.1", self.port)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with (
+        start_backend(echo_app()) as backend,
+        running_gateway(route_to(backend.url), [FailingCleanup()], admin=False) as gw,
+    ):
+        front = gw.gateway.listeners[0].http
+        assert isinstance(front, LeanServer)
+        yield Served(backend, front, int(gw.url.rsplit(":", 1)[1]))
 
 
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[tuple[bytes, bytes]]:
@@ -35,114 +104,88 @@ def path_of(body: bytes) -> str:
     return str(json.loads(body)["raw_path"])
 
 
-async def test_pipelined_requests_on_the_lean_path_answer_in_order() -> None:
-    async with (
-        start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), admin=False) as gw,
+async def test_pipelined_requests_on_the_lean_path_answer_in_order(served: Served) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"".join(b"GET /api/%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(5)))
+    answers = await read_responses(reader, 5)
+    assert [path_of(body) for _, body in answers] == [f"/api/{i}" for i in range(5)]
+    assert all(head.startswith(b"HTTP/1.1 200 ") for head, _ in answers)
+    assert len(served.front.connections) == 1 and served.front.fallback.open_connections() == 0
+    writer.close()
+
+
+async def test_a_chunked_upload_hands_the_connection_to_aiohttp_mid_stream(
+    served: Served,
+) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"POST /api/lean HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+    [(head, body)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
+    assert len(served.front.connections) == 1
+    writer.write(
+        b"POST /api/chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        b"GET /api/after HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    answers = await read_responses(reader, 2)
+    assert json.loads(answers[0][1])["body"] == "abcde"
+    assert path_of(answers[1][1]) == "/api/after"
+    assert len(served.front.connections) == 0 and served.front.fallback.open_connections() == 1
+    writer.close()
+
+
+async def test_an_unread_body_is_drained_and_the_connection_kept(served: Served) -> None:
+    reader, writer = await served.connect()
+    body = b"x" * 300_000  # more than one read: the 404 goes out before the body is in
+    writer.write(b"POST /missing HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+    [(head, _)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 404 ")
+    writer.write(body + b"GET /api/next HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(head, answer)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and path_of(answer) == "/api/next"
+    assert len(served.backend.records) == 1  # the unread body never reached a backend
+    writer.close()
+
+
+async def test_http_1_0_and_a_missing_host_get_aiohttps_answers(served: Served) -> None:
+    for raw, status in (
+        (b"GET /api/old HTTP/1.0\r\nHost: a\r\n\r\n", b"200"),
+        (b"GET /api/nohost HTTP/1.1\r\n\r\n", b"400"),
+        (b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
     ):
-        front = gw.gateway.listeners[0].http
-        assert isinstance(front, LeanServer)
-        port = int(gw.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"".join(b"GET /api/%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(5)))
-        answers = await read_responses(reader, 5)
-        assert [path_of(body) for _, body in answers] == [f"/api/{i}" for i in range(5)]
-        assert all(head.startswith(b"HTTP/1.1 200 ") for head, _ in answers)
-        assert len(front.connections) == 1 and front.fallback.open_connections() == 0
+        reader, writer = await served.connect()
+        writer.write(raw)
+        async with asyncio.timeout(5):
+            answer = await reader.read()
+        assert answer.split(b" ", 2)[1] == status, answer[:200]
         writer.close()
 
 
-async def test_a_chunked_upload_hands_the_connection_to_aiohttp_mid_stream() -> None:
-    async with (
-        start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), admin=False) as gw,
-    ):
-        front = gw.gateway.listeners[0].http
-        assert isinstance(front, LeanServer)
-        port = int(gw.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /api/lean HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
-        [(head, body)] = await read_responses(reader, 1)
-        assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
-        assert len(front.connections) == 1
-        writer.write(
-            b"POST /api/chunked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-            b"GET /api/after HTTP/1.1\r\nHost: a\r\n\r\n"
-        )
-        answers = await read_responses(reader, 2)
-        assert json.loads(answers[0][1])["body"] == "abcde"
-        assert path_of(answers[1][1]) == "/api/after"
-        assert len(front.connections) == 0 and front.fallback.open_connections() == 1
-        writer.close()
-
-
-async def test_an_unread_body_is_drained_and_the_connection_kept() -> None:
-    async with (
-        start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), admin=False) as gw,
-    ):
-        port = int(gw.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        body = b"x" * 300_000  # more than one read: the 404 goes out before the body is in
-        writer.write(b"POST /missing HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
-        [(head, _)] = await read_responses(reader, 1)
-        assert head.startswith(b"HTTP/1.1 404 ")
-        writer.write(body + b"GET /api/next HTTP/1.1\r\nHost: a\r\n\r\n")
-        [(head, answer)] = await read_responses(reader, 1)
-        assert head.startswith(b"HTTP/1.1 200 ") and path_of(answer) == "/api/next"
-        assert len(backend.records) == 1  # the unread body never reached a backend
-        writer.close()
-
-
-async def test_http_1_0_and_a_missing_host_get_aiohttps_answers() -> None:
-    async with (
-        start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), admin=False) as gw,
-    ):
-        port = int(gw.url.rsplit(":", 1)[1])
-        for raw, status in (
-            (b"GET /api/old HTTP/1.0\r\nHost: a\r\n\r\n", b"200"),
-            (b"GET /api/nohost HTTP/1.1\r\n\r\n", b"400"),
-            (b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
-        ):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(raw)
-            async with asyncio.timeout(5):
-                answer = await reader.read()
-            assert answer.split(b" ", 2)[1] == status, answer[:200]
-            writer.close()
+async def test_an_unasked_for_expected_body_closes_the_connection(served: Served) -> None:
+    reader, writer = await served.connect()
+    writer.write(
+        b"POST /missing HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
+    )
+    async with asyncio.timeout(5):
+        answer = await reader.read()  # to EOF: the connection closes after the 404
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    assert b"100 Continue" not in answer
+    writer.close()
+    reader, writer = await served.connect()
+    writer.write(
+        b"POST /api/up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    async with asyncio.timeout(5):
+        assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"hello")
+    [(head, body)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
+    writer.close()
 
 
 async def test_the_aiohttp_engine_serves_everything_itself() -> None:
-    config = route_to("http://127.0.0.1:1") | {"server": {"engine": "aiohttp"}}
-    async with running_gateway(config, admin=False) as gw:
+    config = {
+        "routes": [{"prefix": "/", "upstream": {"backends": [{"url": "http://127.0.0.1:1"}]}}]
+    }
+    async with running_gateway(config | {"server": {"engine": "aiohttp"}}, admin=False) as gw:
         assert not isinstance(gw.gateway.listeners[0].http, LeanServer)
-
-
-async def test_an_unasked_for_expected_body_closes_the_connection() -> None:
-    async with (
-        start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), admin=False) as gw,
-    ):
-        port = int(gw.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"POST /missing HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n"
-            b"Expect: 100-continue\r\n\r\n"
-        )
-        async with asyncio.timeout(5):
-            answer = await reader.read()  # to EOF: the connection closes after the 404
-        assert answer.startswith(b"HTTP/1.1 404 ")
-        assert b"100 Continue" not in answer
-        writer.close()
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"POST /api/up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
-        )
-        async with asyncio.timeout(5):
-            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
-        writer.write(b"hello")
-        [(head, body)] = await read_responses(reader, 1)
-        assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
-        writer.close()

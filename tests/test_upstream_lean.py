@@ -103,6 +103,27 @@ async def test_chunked_response_with_extensions_and_trailers(lean: Lean) -> None
         assert server.connections == 1
 
 
+async def test_a_body_that_came_with_its_head_is_given_whole(lean: Lean) -> None:
+    async def script(reader: Any, writer: asyncio.StreamWriter, server: RawServer) -> None:
+        await server.next_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwhol")
+        await server.next_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nhalf")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b" two")
+        await server.next_request(reader)
+
+    async with RawServer(script) as server:
+        client, backend = lean(server.url)
+        whole = await send(client, backend)
+        assert whole.whole == b"whol"
+        assert b"".join([c async for c in whole.body]) == b"whol"
+        later = await send(client, backend)
+        assert later.whole is None  # still streaming: the proxy passes the iterator on
+        assert b"".join([c async for c in later.body]) == b"half two"
+
+
 async def test_close_delimited_bodies(lean: Lean) -> None:
     async def script(reader: Any, writer: asyncio.StreamWriter, server: RawServer) -> None:
         await server.next_request(reader)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from kairos_core.metrics import CounterChild
+from kairos_core.response import error_response
 from kairos_core.server.lean_request import EMPTY_BODY, LeanRequest, LeanWriter, RequestBody
 from kairos_core.server.protocol import KairosServer
 
@@ -51,12 +52,13 @@ _SPECIAL: dict[bytes, int] = {
     b"expect": _EXPECT,
 }
 """Header fields the lean front looks at: singletons (a bit each), hand-over ones, and others."""
+_ERROR_BODY = error_response(500, "internal_error", "internal gateway error").body
+assert isinstance(_ERROR_BODY, bytes)
 _INTERNAL_ERROR = (
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 98\r\nConnection: close\r\n\r\n"
-    b'{"status": 500, "type": "internal_error", "message": "internal gateway error", '
-    b'"request_id": null}'
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(_ERROR_BODY), _ERROR_BODY)
 )
+"""The answer when the gateway itself failed before a response started."""
 _LINGER_SECONDS = 5.0
 """How long an unread request body is drained after the response before the connection closes."""
 
@@ -86,22 +88,17 @@ class LeanServer:
         self,
         entry: HttpEntry,
         fallback: KairosServer,
-        *,
-        keepalive_timeout: float,
-        header_timeout: float,
-        max_connections: int,
-        max_head: int,
-        max_headers: int,
+        config: ServerConfig,
         refused: CounterChild,
     ) -> None:
         self.entry = entry
         self.fallback = fallback
-        self.keepalive_timeout = keepalive_timeout
-        self.header_timeout = header_timeout
-        self.max_connections = max_connections
-        self.max_head = max_head
+        self.keepalive_timeout = config.keepalive_timeout
+        self.header_timeout = config.header_timeout
+        self.max_connections = config.max_connections
+        self.max_head = config.max_header_size
         """Longest request head served here; a longer one goes to aiohttp (431 or 414 there)."""
-        self.max_headers = max_headers
+        self.max_headers = config.max_headers
         self.refused = refused
         self.connections: set[LeanHttpProtocol] = set()
         self.closing = False
@@ -197,8 +194,10 @@ class LeanHttpProtocol(asyncio.Protocol):
             body.feed(data[:need])
             self._body = None
             data = data[need:]
-            if body.discard:
+            if body.discard:  # what follows the drained body is the next request
+                self._buffer = data
                 self._after_discard()
+                return
             if not data:
                 return
         self._buffer = self._buffer + data if self._buffer else data
@@ -370,6 +369,8 @@ class LeanHttpProtocol(asyncio.Protocol):
             keep_alive = await self.server.entry.serve(request) is True
         except asyncio.CancelledError:
             return  # the client went away (connection_lost cancelled us)
+        except ConnectionError:
+            self._force_close = True  # the client went away while the response was written
         except Exception:
             log.exception("unhandled error while serving %s", request.raw_path)
             if request.writer.output_size == 0 and self.transport is not None:
@@ -471,14 +472,3 @@ class LeanHttpProtocol(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-
-
-def lean_settings(server_config: ServerConfig) -> dict[str, Any]:
-    """The `LeanServer` settings taken from the `server` config section."""
-    return {
-        "keepalive_timeout": server_config.keepalive_timeout,
-        "header_timeout": server_config.header_timeout,
-        "max_connections": server_config.max_connections,
-        "max_head": server_config.max_header_size,
-        "max_headers": server_config.max_headers,
-    }

@@ -73,8 +73,6 @@ class RequestBody:
         """True when the whole body has been received and read."""
         return not self.remaining and not self._chunks
 
-    is_eof = at_eof
-
     async def readany(self) -> bytes:
         """Whatever body bytes are buffered (waiting for some); b"" at the end."""
         await self._wait()
@@ -134,8 +132,6 @@ class EmptyBody:
     def at_eof(self) -> bool:
         """Always at the end."""
         return True
-
-    is_eof = at_eof
 
     async def readany(self) -> bytes:
         """Nothing."""
@@ -222,11 +218,6 @@ class LeanRequest:
     def transport(self) -> asyncio.Transport | None:
         """The client connection's transport (None once closed)."""
         return self.protocol.transport
-
-    @property
-    def path(self) -> str:
-        """The request path as sent (percent-encoded, no query)."""
-        return self.raw_path.partition("?")[0]
 
     @property
     def query(self) -> MultiDictProxy[str]:

@@ -142,7 +142,7 @@ class KairosServer(web.Server):
 
     def full(self) -> bool:
         """Whether `max_connections` connections are open."""
-        return len(self._connections) >= self.max_connections
+        return self.open_connections() >= self.max_connections
 
     def open_connections(self) -> int:
         """How many connections this server holds."""

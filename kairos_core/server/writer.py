@@ -15,7 +15,6 @@ from multidict import CIMultiDict
 from kairos_core.config.models import CompressionConfig
 from kairos_core.response import Response
 from kairos_core.server.lean_request import IncomingRequest
-from kairos_core.upstream.lean.body import BufferedBody
 
 log = logging.getLogger("kairos.server")
 
@@ -65,8 +64,6 @@ async def send_response(
         return response.sent, 0
     headers = response.headers
     body = response.body
-    if type(body) is BufferedBody:  # the upstream body arrived whole with its head
-        response.body = body = body.take()
     if compression is not None and _should_compress(request, response, compression):
         response.body = body = _gzip(response, compression)
     status = response.status

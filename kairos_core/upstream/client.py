@@ -40,7 +40,7 @@ class UpstreamError(Exception):
 class UpstreamResponse:
     """A backend's response head; `body` streams the rest and releases the connection."""
 
-    __slots__ = ("_raw", "body", "end_to_end", "headers", "reason", "status")
+    __slots__ = ("_raw", "body", "end_to_end", "headers", "reason", "status", "whole")
 
     def __init__(
         self,
@@ -50,6 +50,7 @@ class UpstreamResponse:
         body: AsyncIterator[bytes],
         raw: aiohttp.ClientResponse | None = None,
         end_to_end: bool = False,
+        whole: bytes | None = None,
     ) -> None:
         self.status = status
         self.reason = reason
@@ -58,6 +59,8 @@ class UpstreamResponse:
         self._raw = raw
         self.end_to_end = end_to_end
         """True when `headers` is a fresh mutable copy without connection-specific fields."""
+        self.whole = whole
+        """The whole body when it arrived with the head (then `body` yields just that)."""
 
 
 class UpstreamClient(Protocol):

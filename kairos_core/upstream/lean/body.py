@@ -72,11 +72,6 @@ class BufferedBody(AsyncIterator[bytes]):
         self._chunk = b""
         return chunk
 
-    def take(self) -> bytes:
-        """The whole body, at once (the writer sends it with the head in one write)."""
-        chunk, self._chunk = self._chunk, b""
-        return chunk
-
     async def aclose(self) -> None:
         """Nothing to release."""
         self._chunk = b""

@@ -184,7 +184,9 @@ def _response(conn: UpstreamConnection, pool: BackendConnections) -> UpstreamRes
         chunk = conn.take_chunk() if conn.chunks else b""
         status, headers = conn.status, conn.end_to_end_headers()
         pool.release(conn, conn.reusable())
-        return UpstreamResponse(status, reason, headers, BufferedBody(chunk), end_to_end=True)
+        return UpstreamResponse(
+            status, reason, headers, BufferedBody(chunk), end_to_end=True, whole=chunk
+        )
     return UpstreamResponse(
         conn.status, reason, conn.end_to_end_headers(), StreamedBody(conn, pool), end_to_end=True
     )

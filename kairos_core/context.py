@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from multidict import CIMultiDict
 
 from kairos_core.router import decode_params
+
+log = logging.getLogger("kairos.context")
 
 if TYPE_CHECKING:
     from kairos_core.pipeline import CompiledRoute
@@ -162,12 +165,16 @@ class RequestContext:
         return self._cleanups is not None
 
     async def run_cleanups(self) -> None:
-        """Run the registered cleanups (the server calls this once per request)."""
+        """Run the registered cleanups (the server calls this once per request); one that fails
+        is logged and the others still run, as does the request's bookkeeping after them."""
         callbacks, self._cleanups = self._cleanups, None
         for callback in callbacks or ():
-            result = callback()
-            if result is not None:
-                await result
+            try:
+                result = callback()
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("request %s: a cleanup failed", self.request_id)
 
     @property
     def max_body_size(self) -> int:

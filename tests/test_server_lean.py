@@ -67,6 +67,7 @@ class Served:
     backend: Backend
     front: LeanServer
     port: int
+    runtime_in_flight: Callable[[], int]
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A raw client connection to the gateway."""
@@ -81,7 +82,8 @@ async def served() -> AsyncIterator[Served]:
     ):
         front = gw.gateway.listeners[0].http
         assert isinstance(front, LeanServer)
-        yield Served(backend, front, int(gw.url.rsplit(":", 1)[1]))
+        port = int(gw.url.rsplit(":", 1)[1])
+        yield Served(backend, front, port, lambda: gw.gateway.current()[0].in_flight)
 
 
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[tuple[bytes, bytes]]:
@@ -180,6 +182,21 @@ async def test_an_unasked_for_expected_body_closes_the_connection(served: Served
     writer.write(b"hello")
     [(head, body)] = await read_responses(reader, 1)
     assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body)["body"] == "hello"
+    writer.close()
+
+
+async def test_a_failing_cleanup_is_logged_and_the_connection_goes_on(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"GET /api/failing-cleanup HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(head, body)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/failing-cleanup"
+    writer.write(b"GET /api/fine HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(head, body)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/fine"
+    assert "a cleanup failed" in caplog.text
+    assert served.runtime_in_flight() == 0  # the failed cleanup skipped no bookkeeping
     writer.close()
 
 

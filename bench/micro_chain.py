@@ -6,10 +6,10 @@
 
 Each variant is `bench/configs/bare.yaml` or `full.yaml` (or bare plus one stage), built like
 `kairos serve` builds it (`Gateway.prepare` + activation, real plugins, real metrics and access
-log file) except that the proxy at the end of the chain is a fake that answers at once. A
-request does what the entry point does around the chain (request id, route match, upstream
-headers, context, trace context, stage sampling, cleanups, metrics and access log) but the
-aiohttp request objects are made beforehand, outside the timed part. Variants take turns batch
+log file) except that the proxy at the end of the chain is a fake that answers at once. Each
+request goes through the real entry point, `HttpEntry.serve` (request id, route match, upstream
+headers, context, trace context, stage sampling, the response head written to a sink, cleanups,
+metrics and access log); the request objects are made beforehand, outside the timed part. Variants take turns batch
 by batch (rotating and alternating order), so load on a shared machine falls on all of them
 alike; each figure is the median of the repetitions, and what counts is the difference to
 `bare` in the same run.
@@ -44,11 +44,9 @@ from yarl import URL
 import kairos_core.runtime as runtime_module
 from kairos_core.config.loader import load_config_text
 from kairos_core.context import RequestContext
-from kairos_core.forwarding import request_id, upstream_headers
 from kairos_core.gateway import Gateway
 from kairos_core.response import Response
-from kairos_core.router import RouteMatch, normalize_path
-from kairos_core.telemetry.tracing import next_traceparent
+from kairos_core.server.handler import HttpEntry
 
 HERE = Path(__file__).resolve().parent
 SECRET = "kairos-bench-secret-0123456789abcdef-0123456789"
@@ -115,7 +113,7 @@ class Variant:
         env = {**os.environ, "KAIROS_BENCH_LOG": log_path}
         self.loaded = load_config_text(yaml.safe_dump(document), f"<{name}>", env)
         self.gateway = Gateway(self.loaded)
-        self.count = 0
+        self.entry = HttpEntry(self.gateway.current, "http")
 
     async def start(self) -> None:
         """Build the runtime with the fake proxy and activate it (no listener is opened)."""
@@ -128,43 +126,11 @@ class Variant:
         await self.gateway.stop(0)
 
     async def serve(self, request: Any) -> int:
-        """What `HttpEntry.__call__` does around the chain, minus parsing and writing."""
-        runtime, settings = self.gateway.current()
-        started = time.monotonic()
-        in_flight = settings.in_flight
-        if in_flight is not None:
-            in_flight.value += 1
-        incoming = request.headers
-        rid = request_id(incoming.get(settings.id_header))
-        path, _, query = request.raw_path.partition("?")
-        norm = normalize_path(path)
-        assert norm is not None
-        host = incoming.get("Host", "")
-        found = runtime.router.match(request.method, host, norm, incoming)
-        assert isinstance(found, RouteMatch)
-        route = found.target
-        headers = upstream_headers(incoming, PEER, "http", host, False)
-        headers[settings.id_header] = rid
-        ctx = RequestContext(
-            request, route, found.params, rid, PEER, "http", host, norm, query, headers, started
-        )
-        if settings.tracing:
-            ctx.trace_id, ctx.span_id, headers["traceparent"], ctx.parent_span_id = (
-                next_traceparent(incoming.get("traceparent"))
-            )
-        handler = route.handler
-        if settings.sample_every:
-            self.count += 1
-            if self.count >= settings.sample_every:
-                self.count = 0
-                handler = route.timed_handler or handler
-        response = await handler(ctx)
-        await ctx.run_cleanups()
-        if in_flight is not None:
-            in_flight.value -= 1
-        sent = len(BODY) + 160
-        settings.observer.finish(request, ctx, response, response.status, sent, started, rid, PEER)
-        return response.status
+        """The real entry point (`HttpEntry.serve`); the status line it wrote gives the status."""
+        writer = request.writer
+        writer.head = b""
+        await self.entry.serve(request)
+        return int(writer.head[9:12])
 
 
 class _Peer:
@@ -174,6 +140,21 @@ class _Peer:
     peername = (PEER, 40000)
     sockname = ("127.0.0.1", 27092)
     client_peer = PEER
+    transport = None
+
+
+class _Writer:
+    """Where the entry point writes the response: keeps the first bytes, discards the rest."""
+
+    def __init__(self) -> None:
+        self.output_size = 0
+        self.head = b""
+
+    async def write(self, data: bytes) -> None:
+        """Count `data` (and keep the start of the status line)."""
+        if not self.head:
+            self.head = data[:16]
+        self.output_size += len(data)
 
 
 def make_requests(count: int, target: str) -> list[web.BaseRequest]:
@@ -184,13 +165,14 @@ def make_requests(count: int, target: str) -> list[web.BaseRequest]:
     raw = tuple((k.encode(), v.encode()) for k, v in headers.items())
     path, _, query = target.partition("?")
     peer = _Peer()
+    writer = _Writer()
     requests = []
     for _ in range(count):
         url = URL.build(path=path, query_string=query, encoded=True)
         message = RawRequestMessage(
             "GET", target, HttpVersion11, headers, raw, False, None, False, False, url
         )
-        requests.append(web.BaseRequest(message, EMPTY_PAYLOAD, peer, None, None, None))  # type: ignore[arg-type]
+        requests.append(web.BaseRequest(message, EMPTY_PAYLOAD, peer, writer, None, None))  # type: ignore[arg-type]
     return requests
 
 

@@ -40,6 +40,8 @@ class RequestContext:
         "_body",
         "_body_prefix",
         "_cleanups",
+        "_header_rules",
+        "_headers",
         "_params",
         "backend",
         "body_failure",
@@ -49,7 +51,6 @@ class RequestContext:
         "client_ip",
         "consumer",
         "expect_continue",
-        "headers",
         "host",
         "parent_span_id",
         "query_string",
@@ -63,6 +64,7 @@ class RequestContext:
         "started",
         "state",
         "trace_id",
+        "traceparent",
         "upstream_path",
         "upstream_seconds",
     )
@@ -78,8 +80,9 @@ class RequestContext:
         host: str,
         upstream_path: str,
         query_string: str,
-        headers: CIMultiDict[str],
+        headers: CIMultiDict[str] | None,
         started: float,
+        header_rules: Callable[[RequestContext], CIMultiDict[str]] | None = None,
     ) -> None:
         self.request = request
         self.route = route
@@ -90,7 +93,9 @@ class RequestContext:
         self.host = host
         self.upstream_path = upstream_path
         self.query_string = query_string
-        self.headers = headers
+        self._headers = headers
+        self._header_rules = header_rules
+        """Builds `headers` from the request when they were not given (on first use)."""
         self.started = started
         self.consumer: Consumer | None = None
         self.claims: Mapping[str, Any] | None = None
@@ -103,6 +108,8 @@ class RequestContext:
         """The span id the gateway used for its hop (sent upstream in `traceparent`)."""
         self.parent_span_id: str | None = None
         """The client's span id, when it sent a `traceparent`."""
+        self.traceparent: str | None = None
+        """The `traceparent` sent upstream (with tracing on)."""
         self.upstream_seconds = 0.0
         """Time from sending the last attempt upstream to its response head."""
         self.retries = 0
@@ -118,6 +125,20 @@ class RequestContext:
         self._body: bytes | None = None
         self._body_prefix = b""
         self._cleanups: list[Callable[[], Awaitable[None] | None]] | None = None
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        """The headers sent upstream; made from the request's when first asked for, so a
+        request answered without going upstream (a cache hit, a refusal) never builds them."""
+        headers = self._headers
+        if headers is None:
+            rules = self._header_rules
+            headers = self._headers = rules(self) if rules is not None else CIMultiDict()
+        return headers
+
+    @headers.setter
+    def headers(self, headers: CIMultiDict[str]) -> None:
+        self._headers = headers
 
     @property
     def method(self) -> str:

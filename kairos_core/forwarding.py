@@ -6,8 +6,12 @@ import ipaddress
 import random
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
+
+if TYPE_CHECKING:
+    from kairos_core.context import RequestContext
 
 # RFC 9110 7.6.1 connection-specific fields, plus the legacy ones proxies must not forward.
 HOP_BY_HOP = frozenset(
@@ -103,6 +107,42 @@ def upstream_headers(
     prior = incoming.get("Forwarded") if trusted_peer else None
     out["Forwarded"] = f"{prior}, {element}" if prior else element
     return out
+
+
+class RequestHeaderRules:
+    """Makes a request's upstream headers (`RequestContext.headers`) when a stage first asks."""
+
+    __slots__ = ("consumer_header", "id_header", "scheme", "settings", "trusted")
+
+    def __init__(self, settings: HeaderSettings, scheme: str) -> None:
+        self.settings = settings
+        self.trusted = settings.trusted
+        self.scheme = scheme
+        """The listener's scheme (X-Forwarded-Proto and Forwarded's proto)."""
+        self.id_header = settings.id_header
+        self.consumer_header = settings.consumer_header
+
+    def __call__(self, ctx: RequestContext) -> CIMultiDict[str]:
+        """End-to-end headers plus forwarding ones, the request id and the trace context."""
+        request = ctx.request
+        peer: str = request.protocol.client_peer  # type: ignore[union-attr]
+        trusted = self.trusted
+        trusted_peer = trusted is not None and peer in trusted
+        headers = upstream_headers(request.headers, peer, self.scheme, ctx.host, trusted_peer)
+        headers[self.id_header] = ctx.request_id
+        if self.consumer_header:
+            headers.popall(self.consumer_header, None)  # only the gateway says who the consumer is
+        if ctx.traceparent is not None:
+            headers["traceparent"] = ctx.traceparent
+        return headers
+
+
+class HeaderSettings(Protocol):
+    """The server settings the upstream header rules follow."""
+
+    trusted: TrustedProxies | None
+    id_header: str
+    consumer_header: str | None
 
 
 def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:

@@ -27,20 +27,21 @@ from kairos_core.testing.backends import Backend, echo_app, start_backend
 
 def route_to(url: str) -> dict[str, Any]:
     """One route under /api; /missing has none (a 404 the gateway answers itself); a request
-    to /api/failing-cleanup registers a cleanup that raises."""
+    to /api/failing-cleanup registers a cleanup that raises, /api/split-header gets a response
+    header whose value holds a CRLF."""
     return {
         "routes": [
             {
                 "prefix": "/api",
                 "upstream": {"backends": [{"url": url}]},
-                "plugins": [{"name": "failing-cleanup"}],
+                "plugins": [{"name": "probe-stage"}],
             }
         ]
     }
 
 
-class FailingCleanup:
-    """A stage whose cleanup raises once the response is out, for /api/failing-cleanup."""
+class ProbeStage:
+    """A cleanup that raises (/api/failing-cleanup), a header that would split (/api/split-header)."""
 
     @hookimpl
     def register_transformers(self, register: Callable[[StagePlugin[Any]], None]) -> None:
@@ -48,11 +49,15 @@ class FailingCleanup:
             async def stage(ctx: RequestContext, call_next: Handler) -> Response:
                 if ctx.path == "/api/failing-cleanup":
                     ctx.add_cleanup(self.fail)
-                return await call_next(ctx)
+                response = await call_next(ctx)
+                if ctx.path == "/api/split-header":
+                    response.headers["X-Split"] = "a\r\nSet-Cookie: stolen=1"
+                    response.headers["X-Kept"] = "b"
+                return response
 
             return stage
 
-        register(StagePlugin(name="failing-cleanup", build=build))
+        register(StagePlugin(name="probe-stage", build=build))
 
     @staticmethod
     def fail() -> None:
@@ -78,7 +83,7 @@ class Served:
 async def served() -> AsyncIterator[Served]:
     async with (
         start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), [FailingCleanup()], admin=False) as gw,
+        running_gateway(route_to(backend.url), [ProbeStage()], admin=False) as gw,
     ):
         front = gw.gateway.listeners[0].http
         assert isinstance(front, LeanServer)
@@ -197,6 +202,20 @@ async def test_a_failing_cleanup_is_logged_and_the_connection_goes_on(
     assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/fine"
     assert "a cleanup failed" in caplog.text
     assert served.runtime_in_flight() == 0  # the failed cleanup skipped no bookkeeping
+    writer.close()
+
+
+async def test_a_header_value_with_a_line_break_is_dropped_not_sent(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await served.connect()
+    writer.write(b"GET /api/split-header HTTP/1.1\r\nHost: a\r\n\r\n")
+    [(head, body)] = await read_responses(reader, 1)
+    assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/split-header"
+    assert b"Set-Cookie" not in head and b"X-Split" not in head
+    assert b"\r\nX-Kept: b\r\n" in head and head.endswith(b"\r\n\r\n")
+    assert head.count(b"\r\n") == head.count(b"\n")  # every line break is a field separator
+    assert "dropping response header 'X-Split'" in caplog.text
     writer.close()
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.http import HttpVersion11
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
-from kairos_core.forwarding import TrustedProxies, client_address, request_id, upstream_headers
+from kairos_core.forwarding import RequestHeaderRules, TrustedProxies, client_address, request_id
 from kairos_core.proxy import body_error_response
 from kairos_core.response import Response, closing, error_response
 from kairos_core.router import RouteMatch, normalize_path
@@ -47,7 +47,8 @@ class HttpSettings:
     def __init__(self, runtime: Runtime, observer: RequestObserver) -> None:
         server = runtime.config.server
         observability = runtime.config.observability
-        self.trusted = TrustedProxies(server.trusted_proxies)
+        self.trusted = TrustedProxies(server.trusted_proxies) or None
+        """The proxies allowed to say who the client is (None when there are none)."""
         self.id_header = server.request_id_header
         self.server_header = server.server_header
         self.compression = server.compression
@@ -66,6 +67,8 @@ class HttpEntry:
         self._current = current
         self._scheme = scheme
         self._count = 0
+        self._rules: RequestHeaderRules | None = None
+        """This listener's upstream header rules (made again when the settings change)."""
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Handle one request aiohttp's server parsed (see `serve`)."""
@@ -86,72 +89,28 @@ class HttpEntry:
         in_flight = settings.in_flight
         if in_flight is not None:
             in_flight.value += 1
-        incoming = request.headers
-        rid = request_id(incoming.get(settings.id_header))
-        peer: str = request.protocol.client_peer  # type: ignore[union-attr]
+        rid = request_id(request.headers.get(settings.id_header))
         ctx: RequestContext | None = None
         response: Response | None = None
         status, sent = CLIENT_CLOSED, 0
         try:
-            if refusal is not None:
-                response = closing(error_response(*refusal, rid), request)
-                status, sent, out = await self._reply(request, settings, response, rid)
-                return out
-            path, _, query = request.raw_path.partition("?")
-            norm = normalize_path(path)
-            if norm is None:
-                if path.startswith("/"):
-                    response = error_response(400, "invalid_path", "invalid request path", rid)
-                else:  # absolute-form, authority-form or `*`: this is not a forward proxy
-                    response = closing(
-                        error_response(
-                            400, "invalid_target", "the request target must be a path", rid
-                        ),
-                        request,
-                    )
-                status, sent, out = await self._reply(request, settings, response, rid)
-                return out
-            host_header = incoming.get("Host", "")
-            found = runtime.router.match(request.method, _hostname(host_header), norm, incoming)
-            if not isinstance(found, RouteMatch):
-                response = _unrouted(request.method, found, rid)
-                status, sent, out = await self._reply(request, settings, response, rid)
-                return out
-            route = found.target
-            trusted_peer = bool(settings.trusted) and peer in settings.trusted
-            scheme = self._scheme
-            if trusted_peer:
-                client_ip = client_address(peer, incoming, settings.trusted)
-                scheme = incoming.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+            routed = self._route(request, runtime, settings, rid, started, refusal)
+            compression = None
+            if isinstance(routed, Response):
+                response = routed
             else:
-                client_ip = peer
-            headers = upstream_headers(incoming, peer, self._scheme, host_header, trusted_peer)
+                ctx = routed
+                response = self._refuse_body(ctx, request)
+                if response is None:
+                    response = await self._run(ctx, settings, request)
+                if ctx.route.compression:
+                    compression = settings.compression
+            headers = response.headers
             headers[settings.id_header] = rid
-            if settings.consumer_header and settings.consumer_header in headers:
-                del headers[
-                    settings.consumer_header
-                ]  # only the gateway may say who the consumer is
-            ctx = RequestContext(
-                request,
-                route,
-                found.params,
-                rid,
-                client_ip,
-                scheme,
-                host_header,
-                route.upstream_path(norm, found.params, found.matched_prefix),
-                query,
-                headers,
-                started,
-            )
-            if settings.tracing:
-                ctx.trace_id, ctx.span_id, headers["traceparent"], ctx.parent_span_id = (
-                    next_traceparent(incoming.get("traceparent"))
-                )
-            response = await self._run(ctx, settings, request)
-            status, sent, out = await self._reply(
-                request, settings, response, rid, route.compression
-            )
+            if "Server" not in headers:
+                headers["Server"] = settings.server_header
+            out, sent = await send_response(request, response, compression)
+            status = response.status
             return out
         finally:
             if ctx is not None and ctx.has_cleanups:
@@ -159,15 +118,73 @@ class HttpEntry:
             runtime.in_flight -= 1
             if in_flight is not None:
                 in_flight.value -= 1
-            client = ctx.client_ip if ctx is not None else peer
+            client = ctx.client_ip if ctx is not None else request.protocol.client_peer  # type: ignore[union-attr]
             settings.observer.finish(request, ctx, response, status, sent, started, rid, client)
 
-    async def _run(
-        self, ctx: RequestContext, settings: HttpSettings, request: IncomingRequest
-    ) -> Response:
-        route = ctx.route
+    def _route(
+        self,
+        request: IncomingRequest,
+        runtime: Runtime,
+        settings: HttpSettings,
+        rid: str,
+        started: float,
+        refusal: tuple[int, str, str] | None,
+    ) -> RequestContext | Response:
+        """The request's context on its route, or the answer when it has none (or is refused)."""
+        if refusal is not None:
+            return closing(error_response(*refusal, rid), request)
+        path, _, query = request.raw_path.partition("?")
+        norm = normalize_path(path)
+        if norm is None:
+            if path.startswith("/"):
+                return error_response(400, "invalid_path", "invalid request path", rid)
+            # absolute-form, authority-form or `*`: this is not a forward proxy
+            return closing(
+                error_response(400, "invalid_target", "the request target must be a path", rid),
+                request,
+            )
+        incoming = request.headers
+        host_header = incoming.get("Host", "")
+        found = runtime.router.match(request.method, _hostname(host_header), norm, incoming)
+        if not isinstance(found, RouteMatch):
+            return _unrouted(request.method, found, rid)
+        route = found.target
+        peer: str = request.protocol.client_peer  # type: ignore[union-attr]
+        scheme = self._scheme
+        trusted = settings.trusted
+        if trusted is not None and peer in trusted:
+            client_ip = client_address(peer, incoming, trusted)
+            scheme = incoming.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
+        else:
+            client_ip = peer
+        rules = self._rules
+        if rules is None or rules.settings is not settings:
+            rules = self._rules = RequestHeaderRules(settings, self._scheme)
+        ctx = RequestContext(
+            request,
+            route,
+            found.params,
+            rid,
+            client_ip,
+            scheme,
+            host_header,
+            route.upstream_path(norm, found.params, found.matched_prefix),
+            query,
+            None,
+            started,
+            rules,
+        )
+        if settings.tracing:
+            ctx.trace_id, ctx.span_id, ctx.traceparent, ctx.parent_span_id = next_traceparent(
+                incoming.get("traceparent")
+            )
+        return ctx
+
+    @staticmethod
+    def _refuse_body(ctx: RequestContext, request: IncomingRequest) -> Response | None:
+        """The answer to a declared body the route cannot take; notes `Expect: 100-continue`."""
         length = request.content_length
-        if length is not None and length > route.max_body_size:
+        if length is not None and length > ctx.route.max_body_size:
             if length > _MAX_CONTENT_LENGTH:  # llhttp refuses these itself; the Python parser not
                 return closing(
                     error_response(400, "bad_framing", "invalid Content-Length", ctx.request_id),
@@ -176,6 +193,14 @@ class HttpEntry:
             return body_error_response(RequestBodyTooLarge(length), ctx)
         if request.headers.get("Expect", "").lower() == "100-continue":
             ctx.expect_continue = True
+        return None
+
+    async def _run(
+        self, ctx: RequestContext, settings: HttpSettings, request: IncomingRequest
+    ) -> Response:
+        """The route's chain (with each stage timed for a sampled request); a failure inside
+        the gateway becomes a 500 while no response has started."""
+        route = ctx.route
         handler = route.handler
         if settings.sample_every:
             self._count += 1
@@ -195,23 +220,6 @@ class HttpEntry:
             if route.stats is not None:
                 route.stats.internal_errors.value += 1
             return error_response(500, "internal_error", "internal gateway error", ctx.request_id)
-
-    @staticmethod
-    async def _reply(
-        request: IncomingRequest,
-        settings: HttpSettings,
-        response: Response,
-        rid: str,
-        compress: bool = False,
-    ) -> tuple[int, int, bool | web.StreamResponse]:
-        headers = response.headers
-        headers[settings.id_header] = rid
-        if "Server" not in headers:
-            headers["Server"] = settings.server_header
-        out, sent = await send_response(
-            request, response, settings.compression if compress else None
-        )
-        return response.status, sent, out
 
 
 def _unrouted(method: str, allowed: frozenset[str], rid: str) -> Response:

@@ -146,26 +146,42 @@ def _date() -> str:
 def _head(request: IncomingRequest, response: Response, framing: str, keep_alive: bool) -> bytes:
     """Status line and headers, serialised once; header values that could split the response
     (CR or LF inside) are dropped."""
+    headers = response.headers
     status = response.status
-    reason = response.reason or _REASONS.get(status, "Unknown")
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    for name, value in response.headers.items():
+    reason = response.reason
+    start = _STATUS_LINES.get(status) if reason is None else None
+    if start is None:
+        start = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n"
+    fields = "\r\n".join(map(": ".join, headers.items()))
+    breaks = len(headers) - 1  # the separators: any other CR or LF came inside a name or value
+    if fields.count("\n") != breaks or fields.count("\r") != breaks:
+        fields = _safe_fields(headers)
+    if fields:
+        fields += "\r\n"
+    if "Date" not in headers:
+        fields += f"Date: {_date()}\r\n"
+    if framing == "chunked":
+        fields += "Transfer-Encoding: chunked\r\n"
+    if not keep_alive:
+        fields += "Connection: close\r\n"
+    elif request.version < HttpVersion11:
+        fields += "Connection: keep-alive\r\n"
+    return (start + fields + "\r\n").encode("latin-1", "replace")
+
+
+def _safe_fields(headers: CIMultiDict[str]) -> str:
+    """The header block without the fields whose name or value holds a line break."""
+    lines = []
+    for name, value in headers.items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             log.warning("dropping response header %r: it contains a line break", name)
             continue
         lines.append(f"{name}: {value}")
-    if "Date" not in response.headers:
-        lines.append(f"Date: {_date()}")
-    if framing == "chunked":
-        lines.append("Transfer-Encoding: chunked")
-    if not keep_alive:
-        lines.append("Connection: close")
-    elif request.version < HttpVersion11:
-        lines.append("Connection: keep-alive")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+    return "\r\n".join(lines)
 
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+_STATUS_LINES = {status: f"HTTP/1.1 {status} {phrase}\r\n" for status, phrase in _REASONS.items()}
 
 
 def _should_compress(

@@ -70,7 +70,7 @@ class ResponseCache:
             return await call_next(ctx)
         counters = self._counters or self.metrics.route(ctx.route.name)
         consumer = self._consumer(ctx)
-        if consumer is None or "Range" in ctx.headers or ctx.request.body_exists:
+        if consumer is None or "Range" in ctx.request.headers or ctx.request.body_exists:
             counters.bypass.inc()
             return mark(await call_next(ctx), "BYPASS")
         primary = self._key(ctx, consumer)
@@ -138,8 +138,11 @@ class ResponseCache:
         )
 
     def _consumer(self, ctx: RequestContext) -> str | None:
-        """'' for anonymous requests, the consumer's name when credentials may be cached, else None."""
-        headers = ctx.headers
+        """'' for anonymous requests, the consumer's name when credentials may be cached, else None.
+
+        The client's own headers decide (`ctx.headers`, the upstream request's, is not built for
+        a hit)."""
+        headers = ctx.request.headers
         if ctx.consumer is None and "Authorization" not in headers and "Cookie" not in headers:
             return ""
         if not self._allow_credentials or ctx.consumer is None:

@@ -157,6 +157,9 @@ class LeanHttpProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._force_close = False
         self._head = _Head()
+        self._parser: HttpRequestParser | None = None
+        """Kept from one request to the next while they come without a body (llhttp resets
+        itself after each complete message; a body the parser did not see needs a new one)."""
 
     @property
     def busy(self) -> bool:
@@ -311,7 +314,10 @@ class LeanHttpProtocol(asyncio.Protocol):
         collected = self._head
         collected.url = b""
         fields = collected.fields = []
-        parser = HttpRequestParser(collected)
+        parser = self._parser
+        if parser is None:
+            parser = HttpRequestParser(collected)
+        self._parser = None  # until this head turns out complete, bodiless and served here
         try:
             parser.feed_data(head)
         except (HttpParserError, HttpParserUpgrade):
@@ -349,6 +355,8 @@ class LeanHttpProtocol(asyncio.Protocol):
             )
         if not seen & _HOST:
             return None  # aiohttp answers the missing Host with its 400
+        if not length:
+            self._parser = parser
         writer = self.writer
         writer.output_size = 0
         return LeanRequest(

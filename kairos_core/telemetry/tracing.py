@@ -12,11 +12,12 @@ _ZERO_SPAN = "0" * 16
 
 def next_traceparent(incoming: str | None) -> tuple[str, str, str, str | None]:
     """(trace id, our span id, traceparent to send upstream, the client's span id or None)."""
-    span = f"{random.getrandbits(64):016x}"
     if incoming:
         found = _TRACEPARENT_RE.match(incoming.strip().lower())
         if found and found.group(1) != _ZERO_TRACE and found.group(2) != _ZERO_SPAN:
             trace, parent, flags = found.groups()
+            span = f"{random.getrandbits(64):016x}"
             return trace, span, f"00-{trace}-{span}-{flags}", parent
-    trace = f"{random.getrandbits(128):032x}"
+    ids = f"{random.getrandbits(192):048x}"  # one draw: trace id (32 digits) and span id (16)
+    trace, span = ids[:32], ids[32:]
     return trace, span, f"00-{trace}-{span}-01", None

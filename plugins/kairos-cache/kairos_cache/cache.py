@@ -75,7 +75,11 @@ class ResponseCache:
             return mark(await call_next(ctx), "BYPASS")
         primary = self._key(ctx, consumer)
         try:
-            found = await self._lookup(primary, ctx)
+            peek = self._peek
+            if peek is not None:
+                found = self._lookup_now(primary, ctx, peek)
+            else:
+                found = await self._lookup(primary, ctx)
         except StoreUnavailable:
             counters.store_errors.inc()
             counters.bypass.inc()
@@ -149,15 +153,32 @@ class ResponseCache:
             return None
         return ctx.consumer.name
 
+    def _lookup_now(
+        self, primary: str, ctx: RequestContext, peek: Callable[[str], Item | None]
+    ) -> Lookup:
+        """Where this request stands, from a store that answers at once (memory)."""
+        item = peek(primary)
+        if isinstance(item, VaryMarker):
+            key = variant_key(primary, item.names, ctx.request.headers)
+            return self._result(primary, item, key, peek(key))
+        return self._result(primary, item)
+
     async def _lookup(self, primary: str, ctx: RequestContext) -> Lookup:
-        peek = self._peek
-        item: Item | None = peek(primary) if peek is not None else await self.store.get(primary)
+        """Where this request stands, from a store that answers asynchronously (Redis)."""
+        item = await self.store.get(primary)
+        if isinstance(item, VaryMarker):
+            key = variant_key(primary, item.names, ctx.request.headers)
+            return self._result(primary, item, key, await self.store.get(key))
+        return self._result(primary, item)
+
+    def _result(
+        self, primary: str, item: Item | None, key: str = "", variant: Item | None = None
+    ) -> Lookup:
+        """The lookup for what is stored at `primary` (and at `key` when that is a Vary marker)."""
         shown = primary if self._expose else None
         if item is None:
             return Lookup(primary, primary, None, shown)
         if isinstance(item, VaryMarker):
-            key = variant_key(primary, item.names, ctx.request.headers)
-            variant = peek(key) if peek is not None else await self.store.get(key)
             if isinstance(variant, CachedResponse) and variant.vary == item.names:
                 return Lookup(primary, key, variant, shown)
             return Lookup(primary, key, None, shown)

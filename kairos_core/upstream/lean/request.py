@@ -30,22 +30,26 @@ def serialize_head(
     `body_length` is the length of a bytes body (None for no body or a stream). A stream keeps
     the Content-Length the client declared and is sent raw; without one it is sent chunked.
     """
-    lines = [f"{method} {target} HTTP/1.1"]
-    declared: str | None = None
-    has_host = False
     drop = _DROP
     connection = headers.get("Connection")
     if connection:  # the fields it names are connection-specific too
         drop = drop | {token.strip().lower() for token in connection.split(",")}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower in drop:
-            if lower == "content-length":
-                declared = value
-            continue
-        if lower == "host":
-            has_host = True
-        lines.append(f"{name}: {value}")
+    names = list(map(str.lower, headers.keys()))
+    declared: str | None = None
+    if drop.isdisjoint(names):  # the usual case: every field goes, in one join
+        lines = [f"{method} {target} HTTP/1.1", *map(": ".join, headers.items())]
+        has_host = "host" in names
+    else:
+        lines = [f"{method} {target} HTTP/1.1"]
+        has_host = False
+        for lower, (name, value) in zip(names, headers.items(), strict=True):
+            if lower in drop:
+                if lower == "content-length":
+                    declared = value
+                continue
+            if lower == "host":
+                has_host = True
+            lines.append(f"{name}: {value}")
     if not has_host:
         lines.append(f"Host: {host_header}")
     chunked = False

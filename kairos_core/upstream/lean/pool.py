@@ -56,6 +56,8 @@ class BackendConnections:
         self.open = 0
         """Connections open or being opened (idle ones included)."""
         self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The running loop, looked up once (on CPython 3.11 every lookup costs a getpid call)."""
 
     async def acquire(self, connect_timeout: float, fresh: bool = False) -> UpstreamConnection:
         """An idle connection to a current address, or a new one (waiting if at the limit)."""
@@ -85,7 +87,10 @@ class BackendConnections:
         """An idle connection to use at once (None: `acquire` resolves, connects or waits)."""
         if self.closed or self._resolver is not None:
             return None
-        return self._pop_idle(self._keys, asyncio.get_running_loop().time())
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return self._pop_idle(self._keys, loop.time())
 
     def _pop_idle(self, keys: tuple[ConnectionKey, ...], now: float) -> UpstreamConnection | None:
         idle = self._idle

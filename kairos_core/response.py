@@ -99,12 +99,36 @@ class Response:
             if result is not None:
                 await result
 
+    def close_now(self) -> Awaitable[None] | None:
+        """`close` without a coroutine when the body is bytes and the callbacks are plain
+        functions (the usual proxied response); else the awaitable that finishes closing."""
+        if not isinstance(self.body, bytes):
+            return self.close()
+        callbacks, self._on_close = self._on_close, None
+        if callbacks:
+            for index, callback in enumerate(callbacks):
+                result = callback()
+                if result is not None:
+                    return _finish_callbacks(result, callbacks[index + 1 :])
+        return None
+
     async def _close_iterator(self) -> None:
         body = self.body
         if not isinstance(body, bytes):
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+async def _finish_callbacks(
+    pending: Awaitable[None], rest: list[Callable[[], Awaitable[None] | None]]
+) -> None:
+    """Await a close callback's result, then run the callbacks after it."""
+    await pending
+    for callback in rest:
+        result = callback()
+        if result is not None:
+            await result
 
 
 def closing(response: Response, request: IncomingRequest, *, drain: bool = False) -> Response:

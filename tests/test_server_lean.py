@@ -28,7 +28,7 @@ from kairos_core.testing.backends import Backend, echo_app, start_backend
 def route_to(url: str) -> dict[str, Any]:
     """One route under /api; /missing has none (a 404 the gateway answers itself); a request
     to /api/failing-cleanup registers a cleanup that raises, /api/split-header gets a response
-    header whose value holds a CRLF."""
+    header whose value holds a CRLF, /api/close-callbacks plain and async close callbacks."""
     return {
         "routes": [
             {
@@ -53,16 +53,28 @@ class ProbeStage:
                 if ctx.path == "/api/split-header":
                     response.headers["X-Split"] = "a\r\nSet-Cookie: stolen=1"
                     response.headers["X-Kept"] = "b"
+                if ctx.path == "/api/close-callbacks":
+                    response.on_close(lambda: self.closed.append("plain"))
+                    response.on_close(self.close_later)
+                    response.on_close(lambda: self.closed.append("after"))
                 return response
 
             return stage
 
         register(StagePlugin(name="probe-stage", build=build))
 
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
     @staticmethod
     def fail() -> None:
         """The cleanup."""
         raise RuntimeError("cleanup failed")
+
+    async def close_later(self) -> None:
+        """An async close callback."""
+        await asyncio.sleep(0)
+        self.closed.append("async")
 
 
 @dataclass
@@ -71,6 +83,7 @@ class Served:
 
     backend: Backend
     front: LeanServer
+    probe: ProbeStage
     port: int
     runtime_in_flight: Callable[[], int]
 
@@ -83,12 +96,12 @@ class Served:
 async def served() -> AsyncIterator[Served]:
     async with (
         start_backend(echo_app()) as backend,
-        running_gateway(route_to(backend.url), [ProbeStage()], admin=False) as gw,
+        running_gateway(route_to(backend.url), [probe := ProbeStage()], admin=False) as gw,
     ):
         front = gw.gateway.listeners[0].http
         assert isinstance(front, LeanServer)
         port = int(gw.url.rsplit(":", 1)[1])
-        yield Served(backend, front, port, lambda: gw.gateway.current()[0].in_flight)
+        yield Served(backend, front, probe, port, lambda: gw.gateway.current()[0].in_flight)
 
 
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[tuple[bytes, bytes]]:
@@ -216,6 +229,20 @@ async def test_a_header_value_with_a_line_break_is_dropped_not_sent(
     assert b"\r\nX-Kept: b\r\n" in head and head.endswith(b"\r\n\r\n")
     assert head.count(b"\r\n") == head.count(b"\n")  # every line break is a field separator
     assert "dropping response header 'X-Split'" in caplog.text
+    writer.close()
+
+
+async def test_close_callbacks_plain_and_async_all_run_in_order(served: Served) -> None:
+    reader, writer = await served.connect()
+    for _ in range(2):
+        writer.write(b"GET /api/close-callbacks HTTP/1.1\r\nHost: a\r\n\r\n")
+        [(head, _)] = await read_responses(reader, 1)
+        assert head.startswith(b"HTTP/1.1 200 ")
+    async with asyncio.timeout(5):
+        while len(served.probe.closed) < 6:
+            await asyncio.sleep(0.01)
+    assert served.probe.closed == ["plain", "async", "after"] * 2
+    assert served.runtime_in_flight() == 0
     writer.close()
 
 

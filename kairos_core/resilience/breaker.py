@@ -73,6 +73,8 @@ class CircuitBreaker:
 
     def on_attempt(self) -> None:
         """A request is being sent to the backend (counts half-open trials)."""
+        if self._state is BreakerState.CLOSED:
+            return
         if self.state is BreakerState.HALF_OPEN:
             self._trials += 1
             if self._trials >= self.config.half_open_requests and self._on_change is not None:
@@ -80,6 +82,11 @@ class CircuitBreaker:
 
     def record(self, ok: bool) -> None:
         """The outcome of an attempt that `on_attempt` announced."""
+        if ok and self._state is BreakerState.CLOSED:  # the usual case, in short
+            if self.config.error_rate is not None:
+                self._count(True)
+            self._consecutive = 0
+            return
         state = self.state
         if state is BreakerState.HALF_OPEN:
             self._trials = max(0, self._trials - 1)

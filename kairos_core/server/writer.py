@@ -81,7 +81,9 @@ async def send_response(
             )
         finally:
             if response.needs_close:
-                await response.close()
+                pending = response.close_now()
+                if pending is not None:
+                    await pending
         return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""

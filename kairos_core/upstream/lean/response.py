@@ -61,11 +61,17 @@ class ResponseParsing:
     def end_to_end_headers(self) -> CIMultiDict[str]:
         """The final response's headers minus the connection-specific ones (in order)."""
         raw = self.raw_headers
+        lowered = [name.lower() for name, _ in raw]
         drop = HOP_BY_HOP
-        for name, value in raw:
-            if name.lower() == "connection":
-                drop = drop | {token.strip().lower() for token in value.split(",")}
-        return CIMultiDict([(name, value) for name, value in raw if name.lower() not in drop])
+        if "connection" in lowered:
+            for lower, (_, value) in zip(lowered, raw, strict=True):
+                if lower == "connection":
+                    drop = drop | {token.strip().lower() for token in value.split(",")}
+        elif drop.isdisjoint(lowered):
+            return CIMultiDict(raw)
+        return CIMultiDict(
+            [pair for lower, pair in zip(lowered, raw, strict=True) if lower not in drop]
+        )
 
     def delimited_by_close(self) -> bool:
         """The body runs until the connection closes (no Content-Length, not chunked)."""

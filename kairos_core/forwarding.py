@@ -6,7 +6,7 @@ import ipaddress
 import random
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -112,15 +112,20 @@ def upstream_headers(
 class RequestHeaderRules:
     """Makes a request's upstream headers (`RequestContext.headers`) when a stage first asks."""
 
-    __slots__ = ("consumer_header", "id_header", "scheme", "settings", "trusted")
+    __slots__ = ("consumer_header", "id_header", "scheme", "trusted")
 
-    def __init__(self, settings: HeaderSettings, scheme: str) -> None:
-        self.settings = settings
-        self.trusted = settings.trusted
+    def __init__(
+        self,
+        trusted: TrustedProxies | None,
+        scheme: str,
+        id_header: str,
+        consumer_header: str | None,
+    ) -> None:
+        self.trusted = trusted
         self.scheme = scheme
         """The listener's scheme (X-Forwarded-Proto and Forwarded's proto)."""
-        self.id_header = settings.id_header
-        self.consumer_header = settings.consumer_header
+        self.id_header = id_header
+        self.consumer_header = consumer_header
 
     def __call__(self, ctx: RequestContext) -> CIMultiDict[str]:
         """End-to-end headers plus forwarding ones, the request id and the trace context."""
@@ -135,14 +140,6 @@ class RequestHeaderRules:
         if ctx.traceparent is not None:
             headers["traceparent"] = ctx.traceparent
         return headers
-
-
-class HeaderSettings(Protocol):
-    """The server settings the upstream header rules follow."""
-
-    trusted: TrustedProxies | None
-    id_header: str
-    consumer_header: str | None
 
 
 def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:

@@ -85,31 +85,31 @@ class Response:
         self.headers.popall("Content-Length", None)
         return self.body
 
-    @property
-    def needs_close(self) -> bool:
-        """Whether `close` has anything to do (a body iterator or close callbacks)."""
-        return self._on_close is not None or not isinstance(self.body, bytes)
-
     async def close(self) -> None:
         """Release whatever backs the body (an upstream connection) and run close callbacks."""
         await self._close_iterator()
-        callbacks, self._on_close = self._on_close, None
-        for callback in callbacks or ():
-            result = callback()
-            if result is not None:
-                await result
+        pending = self._run_close_callbacks()
+        if pending is not None:
+            await pending
 
     def close_now(self) -> Awaitable[None] | None:
         """`close` without a coroutine when the body is bytes and the callbacks are plain
         functions (the usual proxied response); else the awaitable that finishes closing."""
         if not isinstance(self.body, bytes):
             return self.close()
-        callbacks, self._on_close = self._on_close, None
-        if callbacks:
-            for index, callback in enumerate(callbacks):
-                result = callback()
-                if result is not None:
-                    return _finish_callbacks(result, callbacks[index + 1 :])
+        return self._run_close_callbacks()
+
+    def _run_close_callbacks(self) -> Awaitable[None] | None:
+        """Run the close callbacks in order; the first one that returns an awaitable hands it,
+        with the callbacks after it, back to be awaited."""
+        callbacks = self._on_close
+        if callbacks is None:
+            return None
+        self._on_close = None
+        for index, callback in enumerate(callbacks):
+            result = callback()
+            if result is not None:
+                return _finish_callbacks(result, callbacks[index + 1 :])
         return None
 
     async def _close_iterator(self) -> None:

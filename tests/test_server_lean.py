@@ -119,6 +119,15 @@ async def read_responses(reader: asyncio.StreamReader, count: int) -> list[tuple
     return out
 
 
+async def get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[bytes, bytes]:
+    """Send `GET path` on the connection and read its response: (head, body)."""
+    writer.write(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+    [answer] = await read_responses(reader, 1)
+    return answer
+
+
 def path_of(body: bytes) -> str:
     """The path the echo backend saw."""
     return str(json.loads(body)["raw_path"])
@@ -207,11 +216,9 @@ async def test_a_failing_cleanup_is_logged_and_the_connection_goes_on(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader, writer = await served.connect()
-    writer.write(b"GET /api/failing-cleanup HTTP/1.1\r\nHost: a\r\n\r\n")
-    [(head, body)] = await read_responses(reader, 1)
+    head, body = await get(reader, writer, "/api/failing-cleanup")
     assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/failing-cleanup"
-    writer.write(b"GET /api/fine HTTP/1.1\r\nHost: a\r\n\r\n")
-    [(head, body)] = await read_responses(reader, 1)
+    head, body = await get(reader, writer, "/api/fine")
     assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/fine"
     assert "a cleanup failed" in caplog.text
     assert served.runtime_in_flight() == 0  # the failed cleanup skipped no bookkeeping
@@ -222,8 +229,7 @@ async def test_a_header_value_with_a_line_break_is_dropped_not_sent(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader, writer = await served.connect()
-    writer.write(b"GET /api/split-header HTTP/1.1\r\nHost: a\r\n\r\n")
-    [(head, body)] = await read_responses(reader, 1)
+    head, body = await get(reader, writer, "/api/split-header")
     assert head.startswith(b"HTTP/1.1 200 ") and path_of(body) == "/api/split-header"
     assert b"Set-Cookie" not in head and b"X-Split" not in head
     assert b"\r\nX-Kept: b\r\n" in head and head.endswith(b"\r\n\r\n")
@@ -235,8 +241,7 @@ async def test_a_header_value_with_a_line_break_is_dropped_not_sent(
 async def test_close_callbacks_plain_and_async_all_run_in_order(served: Served) -> None:
     reader, writer = await served.connect()
     for _ in range(2):
-        writer.write(b"GET /api/close-callbacks HTTP/1.1\r\nHost: a\r\n\r\n")
-        [(head, _)] = await read_responses(reader, 1)
+        head, _ = await get(reader, writer, "/api/close-callbacks")
         assert head.startswith(b"HTTP/1.1 200 ")
     async with asyncio.timeout(5):
         while len(served.probe.closed) < 6:

@@ -35,6 +35,7 @@ class HttpSettings:
     __slots__ = (
         "compression",
         "consumer_header",
+        "header_rules",
         "id_header",
         "in_flight",
         "observer",
@@ -58,6 +59,11 @@ class HttpSettings:
         core = observer.core
         self.in_flight = core.in_flight if core is not None else None
         self.sample_every = observability.metrics.stage_sampling if core is not None else 0
+        self.header_rules = {
+            scheme: RequestHeaderRules(self.trusted, scheme, self.id_header, self.consumer_header)
+            for scheme in ("http", "https")
+        }
+        """The upstream header rules of an `http` and of an `https` listener."""
 
 
 class HttpEntry:
@@ -67,8 +73,6 @@ class HttpEntry:
         self._current = current
         self._scheme = scheme
         self._count = 0
-        self._rules: RequestHeaderRules | None = None
-        """This listener's upstream header rules (made again when the settings change)."""
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Handle one request aiohttp's server parsed (see `serve`)."""
@@ -157,9 +161,6 @@ class HttpEntry:
             scheme = incoming.get("X-Forwarded-Proto", scheme).split(",")[0].strip() or scheme
         else:
             client_ip = peer
-        rules = self._rules
-        if rules is None or rules.settings is not settings:
-            rules = self._rules = RequestHeaderRules(settings, self._scheme)
         ctx = RequestContext(
             request,
             route,
@@ -172,7 +173,7 @@ class HttpEntry:
             query,
             None,
             started,
-            rules,
+            settings.header_rules[self._scheme],
         )
         if settings.tracing:
             ctx.trace_id, ctx.span_id, ctx.traceparent, ctx.parent_span_id = next_traceparent(

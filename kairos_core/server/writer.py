@@ -80,10 +80,9 @@ async def send_response(
                 _head(request, response, "", keep_alive) + (b"" if no_body else body)
             )
         finally:
-            if response.needs_close:
-                pending = response.close_now()
-                if pending is not None:
-                    await pending
+            pending = response.close_now()
+            if pending is not None:
+                await pending
         return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""

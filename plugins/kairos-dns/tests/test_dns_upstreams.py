@@ -163,8 +163,11 @@ async def test_active_health_checks_ask_a_real_dns_question(
     gw, listener = await dns_gateway(config)
     first, second = gw.gateway.runtime.pools["public"].backends
     # corp_zone is not authoritative for example.test.: REFUSED is not a healthy answer.
+    # Both backends start healthy, so also wait until zone has been asked: the two checks
+    # race, and corp_zone's REFUSED may land before zone's question does.
     await wait_for(lambda: (first.healthy, second.healthy) == (True, False))
-    assert zone.count("example.test.", "SOA") >= 1
+    await wait_for(lambda: zone.count("example.test.", "SOA") >= 1)
+    assert first.healthy
     zone.silent = True
     await wait_for(lambda: not first.healthy)
     zone.silent = False

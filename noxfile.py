@@ -88,6 +88,13 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def bench_memory(session: nox.Session) -> None:
+    """Idle PSS per additional worker and of 10,000 idle client connections, beside aiohttp."""
+    _install_everything(session)
+    session.run("python", "bench/memory.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def bench_ftp(session: nox.Session) -> None:
     """FTP throughput: 1 GiB through the gateway beside direct, pinned (`-- --placement none`)."""
     _install_everything(session)

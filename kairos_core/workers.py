@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.machinery
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import socket
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,25 @@ log = logging.getLogger("kairos.workers")
 
 _RESTART_BACKOFF = 1.0
 _PRELOAD = ["kairos_core.workers", "kairos_core.gateway", "kairos_core.builtin"]
+
+
+@contextlib.contextmanager
+def _main_script_not_rerun() -> Iterator[None]:
+    """Keep multiprocessing from re-running the parent's main script in a new worker.
+
+    A worker needs nothing from `__main__` (its target lives in this module), yet multiprocessing
+    runs the main script again in every child: for the `kairos` script that is the whole CLI,
+    about 15 MiB of private memory per worker. Python 3.11's forkserver cannot preload it
+    (it drops the main path), so the spec names `__main__` while the process starts, which
+    multiprocessing leaves alone.
+    """
+    main = sys.modules["__main__"]
+    saved = getattr(main, "__spec__", None)
+    main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = saved
 
 
 # -- worker side ------------------------------------------------------------------------------
@@ -193,7 +214,8 @@ class WorkerFleet:
             name=f"kairos-worker-{slot.worker_id}",
             daemon=False,
         )
-        process.start()
+        with _main_script_not_rerun():
+            process.start()
         child_conn.close()
         slot.process, slot.conn = process, parent_conn
         slot.ready = loop.create_future()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -161,6 +163,47 @@ async def test_workers_share_the_port_and_a_dead_worker_is_replaced(echo_backend
                 assert (await response.json())["ready"] is True
     finally:
         assert await gateway.stop() == 0
+
+
+MAIN_SCRIPT = """
+import multiprocessing, os, sys
+from pathlib import Path
+
+log = Path(sys.argv[1])
+with log.open("a") as f:  # what re-running this script in a child would show
+    f.write(f"ran in {os.getpid()}\\n")
+
+if __name__ == "__main__":
+    from kairos_core.workers import _main_script_not_rerun
+
+    context = multiprocessing.get_context("forkserver")
+    for guarded in (False, True):
+        done = log.with_name(f"child-{guarded}")
+        child = context.Process(target=done.write_text, args=("started",))
+        if guarded:
+            with _main_script_not_rerun():
+                child.start()
+        else:
+            child.start()
+        child.join()
+        print(guarded, child.exitcode, done.read_text(), len(log.read_text().splitlines()))
+"""
+
+
+def test_workers_do_not_rerun_the_main_script(tmp_path: Path) -> None:
+    """A worker started by `kairos` does not import the whole CLI again (~15 MiB per worker)."""
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "ran.log")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # Unguarded, multiprocessing runs the script again in the child (2 lines: parent, child);
+    # guarded, the child starts just as well and the log stays at 2 lines.
+    assert result.stdout.splitlines() == ["False 0 started 2", "True 0 started 2"]
 
 
 async def test_uvloop_is_used_when_installed(echo_backend) -> None:

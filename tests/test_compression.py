@@ -31,7 +31,7 @@ def app() -> web.Application:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(b"data: first\n\n")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(2.0)
         await response.write(b"data: second\n\n")
         await response.write_eof()
         return response
@@ -92,7 +92,7 @@ async def test_streams_are_compressed_chunk_by_chunk(kairos_gateway, backend_fac
     async with http.get(gw.url + "/events", headers={"Accept-Encoding": "gzip"}) as response:
         assert response.headers["Content-Encoding"] == "gzip"
         decompressor = zlib.decompressobj(31)
-        first = await asyncio.wait_for(response.content.readany(), 0.4)
+        first = await asyncio.wait_for(response.content.readany(), 1.5)  # before the second
         assert decompressor.decompress(first) == b"data: first\n\n"
         rest = await response.read()
         assert decompressor.decompress(rest) + decompressor.flush() == b"data: second\n\n"

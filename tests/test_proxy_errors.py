@@ -147,9 +147,9 @@ async def test_streaming_outlives_total_timeout_but_not_idle_timeout(
     app = web.Application()
     app.router.add_get("/events", events)
     backend = await backend_factory(app)
-    gw = await kairos_gateway(one_route(backend.url, timeouts={"total": 0.2, "read": 0.5}))
+    gw = await kairos_gateway(one_route(backend.url, timeouts={"total": 0.5, "read": 1.5}))
     loop = asyncio.get_running_loop()
-    async with http.get(gw.url + "/events?gap=0.15") as response:
+    async with http.get(gw.url + "/events?gap=0.3") as response:
         first_at = None
         started = loop.time()
         chunks = []
@@ -158,8 +158,8 @@ async def test_streaming_outlives_total_timeout_but_not_idle_timeout(
             chunks.append(chunk)
         assert b"".join(chunks) == b"data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n"
         assert first_at is not None
-        assert first_at < 0.15
-    async with http.get(gw.url + "/events?gap=0.8") as response:
+        assert first_at < 0.3  # before the second event: streamed, not buffered
+    async with http.get(gw.url + "/events?gap=2.0") as response:
         try:
             body = await response.read()
         except aiohttp.ClientPayloadError:

@@ -186,7 +186,7 @@ async def test_circuit_opens_then_half_opens_then_closes(
                 "svc": pool(
                     a.url,
                     b.url,
-                    circuit_breaker={"consecutive_failures": 2, "open_duration": 0.4},
+                    circuit_breaker={"consecutive_failures": 2, "open_duration": 2.0},
                     health_check={"passive": {"enabled": False}},
                 )
             },
@@ -200,7 +200,7 @@ async def test_circuit_opens_then_half_opens_then_closes(
     assert backends[0].state == "circuit_open"
     assert [await hit(http, gw.url + "/") for _ in range(4)] == [(200, "fine")] * 4
     sick["status"] = 200
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(2.1)
     seen = Counter([(await hit(http, gw.url + "/"))[1] for _ in range(6)])
     assert seen["sick"] >= 2  # the trial succeeded and the circuit closed
     assert backends[0].state == "up"

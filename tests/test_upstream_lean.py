@@ -199,8 +199,12 @@ async def test_keepalive_reuses_one_connection_and_sends_clean_heads(lean: Lean)
 
 
 async def test_max_connections_queue_in_order(lean: Lean) -> None:
+    gate = asyncio.Event()  # the backend answers only while it is set
+    gate.set()
+
     async def slow(reader: Any, writer: asyncio.StreamWriter, server: RawServer) -> None:
         while (request := await server.next_request(reader)) is not None:
+            await gate.wait()
             await asyncio.sleep(0.05)
             number = request.line.split(b" ")[1][1:]
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(number), number))
@@ -224,13 +228,20 @@ async def test_max_connections_queue_in_order(lean: Lean) -> None:
         assert finished == [b"%d" % n for n in range(5)]  # served in FIFO order
 
         client, backend = lean(server.url, max_connections=2)
+        gate.clear()  # /a and /b hold both slots until the gate opens
+        asked, opened = len(server.requests), server.connections
         blocker = asyncio.ensure_future(fetch(client, backend, target="/a"))
         second = asyncio.ensure_future(fetch(client, backend, target="/b"))
-        await asyncio.sleep(0.01)
-        with pytest.raises(UpstreamError) as waited:
-            await fetch(client, backend, timeouts=Timeouts(connect=0.01))
-        assert waited.value.kind == "connect_timeout" and not waited.value.sent
-        await asyncio.gather(blocker, second)
+        try:
+            await eventually(lambda: len(server.requests) == asked + 2)
+            with pytest.raises(UpstreamError) as waited:
+                await fetch(client, backend, timeouts=Timeouts(connect=0.01))
+            assert waited.value.kind == "connect_timeout" and not waited.value.sent
+        finally:
+            gate.set()
+        assert await asyncio.gather(blocker, second) == [(200, b"a"), (200, b"b")]
+        # The third timed out in the queue: it neither connected nor sent anything.
+        assert (len(server.requests), server.connections) == (asked + 2, opened + 2)
 
 
 async def test_idle_connections_expire(lean: Lean) -> None:

@@ -47,7 +47,7 @@ async def test_breaker_opens_after_repeated_failures_then_recovers(
     config = ai_config(
         fake_model,
         named_backends,
-        breaker={"failures": 3, "open_for": 0.3},
+        breaker={"failures": 3, "open_for": 2.0},
         cache={"ttl": 0},
     )
     gw = await kairos_gateway(config, plugins=[kairos_ai])
@@ -62,7 +62,7 @@ async def test_breaker_opens_after_repeated_failures_then_recovers(
     assert gauge.children[("models",)].read() == OPEN
     fake_model.status = 200
     fake_model.choose = "b3"
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(2.1)
     async with http.get(gw.url + "/x") as response:
         assert response.headers[HEADER] == "ai; backend=b3"
     assert gauge.children[("models",)].read() == CLOSED

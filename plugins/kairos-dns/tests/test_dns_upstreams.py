@@ -100,7 +100,7 @@ async def test_a_silent_backend_times_out_and_the_next_one_answers(
     zone: ZoneServer, corp_zone: ZoneServer, dns_gateway: DnsGateway
 ):
     corp_zone.silent = True  # up, but never answers
-    config = dns_config({"public": [corp_zone.port, zone.port]}, {".": "public"}, timeout=0.2)
+    config = dns_config({"public": [corp_zone.port, zone.port]}, {".": "public"}, timeout=0.5)
     gw, listener = await dns_gateway(config)
     assert address(await udp(listener.port, "www.example.test.")) == "192.0.2.1"
     assert address(await udp(listener.port, "mail.example.test.")) == "192.0.2.25"

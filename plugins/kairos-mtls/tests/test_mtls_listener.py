@@ -187,9 +187,11 @@ async def test_plain_http_listener_has_no_certificate(
 async def test_certificate_expiring_during_a_keepalive_connection(
     kairos_gateway: Any, echo_backend: Any, pki: Pki
 ) -> None:
-    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1.5)
-    context = pki.client("a.test", common_name="alice", not_after=soon)
     gw = await kairos_gateway(https_config(pki, echo_backend.url))
+    # Certificate times have whole seconds: 2 to 3 s for issuing, the handshake and a request.
+    now = datetime.datetime.now(datetime.UTC)
+    soon = (now + datetime.timedelta(seconds=3)).replace(microsecond=0)
+    context = pki.client("a.test", common_name="alice", not_after=soon)
     connector = aiohttp.TCPConnector(limit=1, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         status, _ = await fetch(session, gw.url, context)

@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 
 HERE = Path(__file__).resolve().parent
-ANCHOR = HERE.parent.parent / "shared" / "bench" / "minimal_aiohttp_proxy.py"
+ANCHOR = HERE / "anchors" / "minimal_aiohttp_proxy.py"  # a copy of the shared lab's
 BODY = b'{"id": 1, "name": "widget"}'.ljust(213, b" ")
 MIB = 1024 * 1024
 
@@ -260,10 +260,7 @@ def servers(directory: str, backend: int) -> list[Server]:
         options = ["--port", str(port), "--loop", "uvloop", "--upstream", upstream]
         return [sys.executable, str(ANCHOR), *options, "--workers", str(workers)]
 
-    found = [Server("kairos serve", kairos_command)]
-    if ANCHOR.exists():
-        found.append(Server("minimal aiohttp proxy", anchor_command))
-    return found
+    return [Server("kairos serve", kairos_command), Server("minimal aiohttp proxy", anchor_command)]
 
 
 async def main_async(args: argparse.Namespace) -> str:

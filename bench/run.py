@@ -1,7 +1,7 @@
 """Run the whole benchmark: Kairos beside nginx and the minimal aiohttp proxy, plus microbenchmarks.
 
     python bench/run.py                 # full run (~15 min), writes bench/results/<time>.md
-    python bench/run.py --smoke         # wiring check (~2 min)
+    python bench/run.py --smoke         # wiring check (~4 min)
     nox -s bench                        # the same in a fresh environment
 
 Only ratios and CPU µs per request from one run mean anything on a shared machine.
@@ -133,6 +133,14 @@ def main() -> int:
         (
             "WebSocket relay (50 connections, 32-byte messages)",
             [sys.executable, str(HERE / "ws_relay.py"), "--seconds", "3" if args.smoke else "10"],
+        ),
+        (
+            "Memory (idle PSS per additional worker, idle keep-alive connections)",
+            [
+                sys.executable,
+                str(HERE / "memory.py"),
+                *(["--connections", "500"] if args.smoke else []),
+            ],
         ),
         (
             "JWT verification",

@@ -22,16 +22,18 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from aiohttp import ClientSession, web
+from soak_probe import tree
+
+from kairos_core.process import raise_open_file_limit
+from kairos_core.testing import free_port, start_backend
 
 HERE = Path(__file__).resolve().parent
 ANCHOR = HERE / "anchors" / "minimal_aiohttp_proxy.py"  # a copy of the shared lab's
@@ -39,37 +41,10 @@ BODY = b'{"id": 1, "name": "widget"}'.ljust(213, b" ")
 MIB = 1024 * 1024
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
 def pss_bytes(root: int) -> int:
     """Summed PSS of `root`'s process tree."""
     total = 0
-    for pid in process_tree(root):
+    for pid in tree(root):
         try:
             rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
         except OSError:
@@ -80,19 +55,15 @@ def pss_bytes(root: int) -> int:
     return total
 
 
-async def start_backend() -> tuple[web.AppRunner, int]:
-    """An aiohttp backend answering every path with a 213-byte JSON body."""
+def backend_app() -> web.Application:
+    """A backend answering every path with a 213-byte JSON body."""
 
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(body=BODY, content_type="application/json")
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, port
+    return app
 
 
 def kairos_config(directory: str, port: int, admin_port: int, backend: int) -> str:
@@ -132,14 +103,14 @@ class Server:
     async def start(self, workers: int) -> None:
         """Launch; wait until it answers and its process tree is steady."""
         process = self.launch(workers)
-        tree: list[int] = []
+        seen: list[int] = []
         steady = 0
         async with ClientSession() as session:
             for _ in range(600):
                 await asyncio.sleep(0.1)
-                now = process_tree(process.pid)
-                steady = steady + 1 if now == tree and len(now) >= workers else 0
-                tree = now
+                now = tree(process.pid)
+                steady = steady + 1 if now == seen and len(now) >= workers else 0
+                seen = now
                 if steady < 20:  # the same processes for 2 s: every worker is up
                     continue
                 try:
@@ -265,15 +236,14 @@ def servers(directory: str, backend: int) -> list[Server]:
 
 async def main_async(args: argparse.Namespace) -> str:
     """Run both measurements for every server; the markdown table."""
-    runner, backend = await start_backend()
     rows = [
         "| server | PSS, 2 workers | PSS, 4 workers | per additional worker | "
         f"PSS, 1 process idle | with {args.connections:,} idle connections | added | per connection |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    try:
+    async with start_backend(backend_app()) as backend:
         with tempfile.TemporaryDirectory() as directory:
-            for server in servers(directory, backend):
+            for server in servers(directory, backend.port):
                 two, four, worker = await per_worker(server)
                 before, after = await idle_connections(server, args.connections, args.concurrency)
                 added = after - before
@@ -282,16 +252,7 @@ async def main_async(args: argparse.Namespace) -> str:
                     f"**{worker:.1f} MiB** | {before / MIB:.1f} MiB | {after / MIB:.1f} MiB | "
                     f"**{added / MIB:.1f} MiB** | {added / args.connections / 1024:.1f} KiB |"
                 )
-    finally:
-        await runner.cleanup()
     return "\n".join(rows)
-
-
-def run_measurement(coro: Coroutine[Any, Any, str]) -> str:
-    """Run `coro` with the open-file limit raised (each idle connection holds a socket here)."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return asyncio.run(coro)
 
 
 def main() -> int:
@@ -304,7 +265,8 @@ def main() -> int:
     if limit < args.connections + 100:
         raise SystemExit(f"the open-file hard limit ({limit}) is below --connections + 100")
     started = time.monotonic()
-    table = run_measurement(main_async(args))
+    raise_open_file_limit()  # each idle connection holds a socket here too
+    table = asyncio.run(main_async(args))
     print(
         f"Idle memory, PSS summed over each server's process tree ({time.monotonic() - started:.0f} s)\n"
     )

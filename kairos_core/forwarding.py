@@ -32,6 +32,9 @@ FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 # `_` spellings of the framing headers: some backends read `_` as `-`, so a client could frame a
 # request one way for the gateway and another for the backend. Dropped at no extra cost.
 _REQUEST_DROP = HOP_BY_HOP | {"expect", "transfer_encoding", "content_length"}
+REWRITTEN_UPSTREAM = _REQUEST_DROP | FORWARDING
+"""Request fields `upstream_headers` drops, extends or replaces; a request without any of them
+is copied whole."""
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,14 +87,29 @@ def upstream_headers(
     scheme: str,
     host: str,
     trusted_peer: bool,
+    forwardable: bool = False,
 ) -> CIMultiDict[str]:
-    """Headers to send upstream: end-to-end ones kept, forwarding headers appended."""
+    """Headers to send upstream: end-to-end ones kept, forwarding headers appended.
+
+    `forwardable` says `incoming` holds none of `REWRITTEN_UPSTREAM` (the lean server knows
+    from parsing), so every field is kept and the forwarding ones are new.
+    """
+    if forwardable:
+        out: CIMultiDict[str] = CIMultiDict(incoming)  # one copy: no field is dropped or replaced
+        out.add("X-Forwarded-For", peer)
+        out.add("X-Forwarded-Proto", scheme)
+        element = f"for={_forwarded_node(peer)};proto={scheme}"
+        if host:
+            out.add("X-Forwarded-Host", host)
+            element += _forwarded_host(host)
+        out.add("Forwarded", element)
+        return out
     drop = _REQUEST_DROP
     if "Connection" in incoming:
         drop = drop | _connection_tokens(incoming)
     if not trusted_peer:
         drop = drop | FORWARDING
-    out: CIMultiDict[str] = CIMultiDict()
+    out = CIMultiDict()
     for name, value in incoming.items():
         if name.lower() not in drop:
             out.add(name, value)
@@ -133,7 +151,14 @@ class RequestHeaderRules:
         peer: str = request.protocol.client_peer  # type: ignore[union-attr]
         trusted = self.trusted
         trusted_peer = trusted is not None and peer in trusted
-        headers = upstream_headers(request.headers, peer, self.scheme, ctx.host, trusted_peer)
+        headers = upstream_headers(
+            request.headers,
+            peer,
+            self.scheme,
+            ctx.host,
+            trusted_peer,
+            getattr(request, "forwardable", False),
+        )
         headers[self.id_header] = ctx.request_id
         if self.consumer_header:
             headers.popall(self.consumer_header, None)  # only the gateway says who the consumer is
@@ -152,6 +177,22 @@ def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMu
         if name.lower() not in drop:
             out.add(name, value)
     return out
+
+
+_NAMED: dict[str, frozenset[str]] = {}
+
+
+def named_by_connection(value: str) -> frozenset[str]:
+    """The field names a `Connection` value lists beyond the hop-by-hop ones (memoised: a
+    backend sends the same `keep-alive` or `close` on every response)."""
+    named = _NAMED.get(value)
+    if named is None:
+        tokens = {token.strip().lower() for token in value.split(",")}
+        named = frozenset(tokens - HOP_BY_HOP - {"close", ""})
+        if len(_NAMED) > 1024:
+            _NAMED.clear()
+        _NAMED[value] = named
+    return named
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:

@@ -15,6 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from kairos_core.forwarding import (
     FORWARDING,
     HOP_BY_HOP,
+    REWRITTEN_UPSTREAM,
     TrustedProxies,
     client_address,
     request_id,
@@ -22,6 +23,7 @@ from kairos_core.forwarding import (
     upstream_headers,
 )
 from kairos_core.testing.properties import bounded
+from kairos_core.upstream.lean.response import ResponseParsing
 
 BOUNDED = bounded(200)
 GATEWAY_SET = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"}
@@ -124,6 +126,19 @@ def test_untrusted_clients_cannot_forward_or_spoof(
 
 
 @BOUNDED
+@given(HEADERS, PEERS, st.sampled_from(["http", "https"]), VALUES, st.booleans())
+def test_a_forwardable_request_is_a_copy_plus_forwarding(
+    headers: list[tuple[str, str]], peer: str, scheme: str, host: str, trusted_peer: bool
+) -> None:
+    """The lean server's shortcut (no field to drop or rewrite) gives what the full rules give."""
+    plain = [(n, v) for n, v in headers if n.lower() not in REWRITTEN_UPSTREAM]
+    incoming = CIMultiDictProxy(CIMultiDict(plain))
+    full = upstream_headers(incoming, peer, scheme, host, trusted_peer)
+    quick = upstream_headers(incoming, peer, scheme, host, trusted_peer, forwardable=True)
+    assert list(quick.items()) == list(full.items())
+
+
+@BOUNDED
 @given(HEADERS, PEERS, VALUES)
 def test_trusted_proxies_append_to_the_chain(
     headers: list[tuple[str, str]], peer: str, host: str
@@ -157,6 +172,17 @@ def test_responses_lose_connection_specific_headers(headers: list[tuple[str, str
         t.strip().lower() for v in incoming.getall("Connection", []) for t in v.split(",")
     }
     assert all(n.lower() not in HOP_BY_HOP | connection for n in out)
+
+
+@BOUNDED
+@given(HEADERS)
+@example([("X-Hop", "1"), ("Connection", "keep-alive"), ("Connection", "X-Hop, close")])
+def test_the_lean_client_drops_what_the_shared_rule_drops(headers: list[tuple[str, str]]) -> None:
+    """The upstream connection's one-pass filter keeps exactly what `response_headers` keeps."""
+    parsed = ResponseParsing.__new__(ResponseParsing)  # the head as the parser left it
+    parsed.raw_headers = headers
+    expected = response_headers(CIMultiDict(headers))
+    assert list(parsed.end_to_end_headers().items()) == list(expected.items())
 
 
 @BOUNDED

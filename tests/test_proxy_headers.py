@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from kairos_core.testing import Backend
 
 
@@ -162,3 +164,55 @@ async def test_response_hop_by_hop_removed_and_server_kept(
         assert response.headers["Server"] == "backend/1"
     async with http.get(gw.url + "/missing-route-is-fine") as response:
         assert response.status == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Trailer", "X-Sum"),
+        ("Proxy-Authorization", "Basic Zm9v"),
+        ("Proxy-Connection", "keep-alive"),
+        ("Transfer_Encoding", "chunked"),
+        ("Content_Length", "5"),
+    ],
+)
+async def test_one_connection_field_alone_is_removed(
+    kairos_gateway, echo_backend, http, name: str, value: str
+) -> None:
+    """Without `Connection` or `Upgrade` the lean server serves the request: it must still see
+    that this one field makes the request's headers more than a plain copy."""
+    gw = await kairos_gateway(one_route(echo_backend))
+    sent = {"X-Before": "1", name: value, "X-After": "2"}
+    async with http.get(gw.url + "/", headers=sent) as response:
+        assert response.status == 200
+    received = echo_backend.records[-1].headers
+    assert name not in received
+    assert (received["X-Before"], received["X-After"]) == ("1", "2")
+    assert received["X-Forwarded-For"] == "127.0.0.1"
+
+
+async def test_a_plain_request_is_copied_whole_in_order(kairos_gateway, echo_backend) -> None:
+    """The usual request (nothing to drop) keeps every field and its order, forwarding last."""
+    gw = await kairos_gateway(one_route(echo_backend))
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nAccept: */*\r\nX-Two: 2\r\n"
+        b"Cookie: c=1\r\nX-Forwarded-Proto-Not: kept\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    received = list(echo_backend.records[-1].headers.items())
+    names = [name for name, _ in received]
+    assert names[0] == "Host"  # the backend's, in the client's place
+    assert [pair for pair in received if pair[0] in ("X-One", "Accept", "X-Two", "Cookie")] == [
+        ("X-One", "1"),
+        ("Accept", "*/*"),
+        ("X-Two", "2"),
+        ("Cookie", "c=1"),
+    ]
+    assert ("X-Forwarded-Proto-Not", "kept") in received
+    assert names.count("X-Forwarded-For") == 1 and names.count("Forwarded") == 1

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from kairos_core.forwarding import REWRITTEN_UPSTREAM
 from kairos_core.metrics import CounterChild
 from kairos_core.response import error_response
 from kairos_core.server.lean_request import EMPTY_BODY, LeanRequest, LeanWriter, RequestBody
@@ -32,6 +33,7 @@ _HOST = 2
 _HANDED_OVER = 0
 _CONNECTION = -1
 _EXPECT = -2
+_REWRITTEN = -3
 _SPECIAL: dict[bytes, int] = {
     b"content-length": _CONTENT_LENGTH,
     b"host": _HOST,
@@ -52,6 +54,8 @@ _SPECIAL: dict[bytes, int] = {
     b"expect": _EXPECT,
 }
 """Header fields the lean front looks at: singletons (a bit each), hand-over ones, and others."""
+for _name in REWRITTEN_UPSTREAM:  # a request with any of these is not `forwardable`
+    _SPECIAL.setdefault(_name.encode(), _REWRITTEN)
 _ERROR_BODY = error_response(500, "internal_error", "internal gateway error").body
 assert isinstance(_ERROR_BODY, bytes)
 _INTERNAL_ERROR = (
@@ -332,6 +336,7 @@ class LeanHttpProtocol(asyncio.Protocol):
         length: int | None = None
         keep_alive = True
         expects = False
+        forwardable = True
         for name, value in fields:
             value = value.rstrip(b" \t")
             special = _SPECIAL.get(name.lower())
@@ -344,12 +349,14 @@ class LeanHttpProtocol(asyncio.Protocol):
                         length = int(value)
                 elif special == _HANDED_OVER:
                     return None
-                elif special == _CONNECTION:
-                    lowered = value.lower()
-                    if b"close" in lowered:
-                        keep_alive = not any(t.strip() == b"close" for t in lowered.split(b","))
-                else:  # Expect
-                    expects = value.lower() == b"100-continue"
+                else:
+                    forwardable = False
+                    if special == _CONNECTION:
+                        lowered = value.lower()
+                        if b"close" in lowered:
+                            keep_alive = not any(t.strip() == b"close" for t in lowered.split(b","))
+                    elif special == _EXPECT:
+                        expects = value.lower() == b"100-continue"
             items.append(
                 (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
             )
@@ -368,6 +375,7 @@ class LeanHttpProtocol(asyncio.Protocol):
             keep_alive,
             RequestBody(self, length, expects) if length else EMPTY_BODY,
             writer,
+            forwardable,
         )
 
     async def _serve(self, request: LeanRequest) -> None:

@@ -175,6 +175,7 @@ class LeanRequest:
         "_query",
         "content",
         "content_length",
+        "forwardable",
         "headers",
         "keep_alive",
         "method",
@@ -195,6 +196,7 @@ class LeanRequest:
         keep_alive: bool,
         content: RequestBody | EmptyBody,
         writer: LeanWriter,
+        forwardable: bool = False,
     ) -> None:
         self.protocol = protocol
         self.method = method
@@ -206,6 +208,8 @@ class LeanRequest:
         """Whether the client allows another request on this connection."""
         self.content = content
         self.writer = writer
+        self.forwardable = forwardable
+        """No header field is one the gateway drops or rewrites upstream (`REWRITTEN_UPSTREAM`)."""
         self._query: MultiDictProxy[str] | None = None
         self._cookies: Mapping[str, str] | None = None
 

@@ -10,6 +10,14 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from kairos_core.header_names import (
+    FORWARDED,
+    TRACEPARENT,
+    X_FORWARDED_FOR,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PROTO,
+)
+
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
 
@@ -96,13 +104,13 @@ def upstream_headers(
     """
     if forwardable:
         out: CIMultiDict[str] = CIMultiDict(incoming)  # one copy: no field is dropped or replaced
-        out.add("X-Forwarded-For", peer)
-        out.add("X-Forwarded-Proto", scheme)
+        out.add(X_FORWARDED_FOR, peer)
+        out.add(X_FORWARDED_PROTO, scheme)
         element = f"for={_forwarded_node(peer)};proto={scheme}"
         if host:
-            out.add("X-Forwarded-Host", host)
+            out.add(X_FORWARDED_HOST, host)
             element += _forwarded_host(host)
-        out.add("Forwarded", element)
+        out.add(FORWARDED, element)
         return out
     drop = _REQUEST_DROP
     if "Connection" in incoming:
@@ -163,7 +171,7 @@ class RequestHeaderRules:
         if self.consumer_header:
             headers.popall(self.consumer_header, None)  # only the gateway says who the consumer is
         if ctx.traceparent is not None:
-            headers["traceparent"] = ctx.traceparent
+            headers[TRACEPARENT] = ctx.traceparent
         return headers
 
 

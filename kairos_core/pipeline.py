@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from multidict import istr
+
 from kairos_core.config.models import RouteConfig, Timeouts
 from kairos_core.context import Consumer, RequestContext
 from kairos_core.plugin_api import (
@@ -141,6 +143,8 @@ def auth_stage(
     methods = [a.authenticator for a in authenticators]
     reserved = tuple(dict.fromkeys(h for m in methods for h in getattr(m, "gateway_headers", ())))
     checks = [getattr(m, "authenticate_now", None) for m in methods]
+    if consumer_header:
+        consumer_header = istr(consumer_header)  # set on every request: lower-cased once
 
     def refuse(ctx: RequestContext, failure: AuthFailure | None) -> Response:
         if failure is not None:

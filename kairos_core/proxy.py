@@ -25,6 +25,7 @@ from tenacity.stop import stop_base
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import response_headers
+from kairos_core.header_names import HOST
 from kairos_core.pipeline import CompiledRoute
 from kairos_core.plugin_api import Handler
 from kairos_core.resilience.retry import RetryPolicy
@@ -84,9 +85,9 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         ctx.backend = backend
         headers = ctx.headers
         if fixed_host is not None:
-            headers["Host"] = fixed_host
+            headers[HOST] = fixed_host
         elif not preserve_host:
-            headers["Host"] = backend.host_header
+            headers[HOST] = backend.host_header
         observe = pool.observe
         sent_at = monotonic()
         backend.attempt()

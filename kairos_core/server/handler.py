@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11
+from multidict import istr
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import RequestHeaderRules, TrustedProxies, client_address, request_id
+from kairos_core.header_names import EXPECT, HOST, SERVER, TRACEPARENT
 from kairos_core.proxy import body_error_response
 from kairos_core.response import Response, closing, error_response
 from kairos_core.router import RouteMatch, normalize_path
@@ -50,10 +52,10 @@ class HttpSettings:
         observability = runtime.config.observability
         self.trusted = TrustedProxies(server.trusted_proxies) or None
         """The proxies allowed to say who the client is (None when there are none)."""
-        self.id_header = server.request_id_header
+        self.id_header = istr(server.request_id_header)
         self.server_header = server.server_header
         self.compression = server.compression
-        self.consumer_header = server.consumer_header
+        self.consumer_header = istr(server.consumer_header) if server.consumer_header else None
         self.tracing = observability.tracing.enabled
         self.observer = observer
         core = observer.core
@@ -111,8 +113,8 @@ class HttpEntry:
                     compression = settings.compression
             headers = response.headers
             headers[settings.id_header] = rid
-            if "Server" not in headers:
-                headers["Server"] = settings.server_header
+            if SERVER not in headers:
+                headers[SERVER] = settings.server_header
             out, sent = await send_response(request, response, compression)
             status = response.status
             return out
@@ -148,7 +150,7 @@ class HttpEntry:
                 request,
             )
         incoming = request.headers
-        host_header = incoming.get("Host", "")
+        host_header = incoming.get(HOST, "")
         found = runtime.router.match(request.method, _hostname(host_header), norm, incoming)
         if not isinstance(found, RouteMatch):
             return _unrouted(request.method, found, rid)
@@ -177,7 +179,7 @@ class HttpEntry:
         )
         if settings.tracing:
             ctx.trace_id, ctx.span_id, ctx.traceparent, ctx.parent_span_id = next_traceparent(
-                incoming.get("traceparent")
+                incoming.get(TRACEPARENT)
             )
         return ctx
 
@@ -192,7 +194,7 @@ class HttpEntry:
                     request,
                 )
             return body_error_response(RequestBodyTooLarge(length), ctx)
-        if request.headers.get("Expect", "").lower() == "100-continue":
+        if request.headers.get(EXPECT, "").lower() == "100-continue":
             ctx.expect_continue = True
         return None
 

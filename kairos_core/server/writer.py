@@ -13,6 +13,7 @@ from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict
 
 from kairos_core.config.models import CompressionConfig
+from kairos_core.header_names import CONTENT_LENGTH, DATE
 from kairos_core.response import Response
 from kairos_core.server.lean_request import IncomingRequest
 
@@ -72,9 +73,9 @@ async def send_response(
     writer = request.writer
     if isinstance(body, bytes):
         if not no_body:
-            headers["Content-Length"] = str(len(body))
+            headers[CONTENT_LENGTH] = str(len(body))
         elif status in _NO_BODY_STATUSES or status < 200:
-            headers.popall("Content-Length", None)
+            headers.popall(CONTENT_LENGTH, None)
         try:
             await writer.write(
                 _head(request, response, "", keep_alive) + (b"" if no_body else body)
@@ -86,7 +87,7 @@ async def send_response(
         return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""
-    elif "Content-Length" in headers:
+    elif CONTENT_LENGTH in headers:
         framing = "length"
     elif request.version >= HttpVersion11:
         framing = "chunked"
@@ -159,7 +160,7 @@ def _head(request: IncomingRequest, response: Response, framing: str, keep_alive
         fields = _safe_fields(headers)
     if fields:
         fields += "\r\n"
-    if "Date" not in headers:
+    if DATE not in headers:
         fields += f"Date: {_date()}\r\n"
     if framing == "chunked":
         fields += "Transfer-Encoding: chunked\r\n"

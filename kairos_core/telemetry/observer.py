@@ -5,6 +5,8 @@ from __future__ import annotations
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from multidict import istr
+
 from kairos_core.telemetry.access_log import AccessLog
 from kairos_core.telemetry.core_metrics import UNROUTED, CoreMetrics, RouteStats
 
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from kairos_core.response import Response
     from kairos_core.server.lean_request import IncomingRequest
 
+X_CACHE = istr("X-Cache")
 CLIENT_CLOSED = 499
 """Status recorded when the client went away before the response was complete (as nginx does)."""
 
@@ -70,7 +73,7 @@ class RequestObserver:
             if ctx.retries:
                 fields["retries"] = ctx.retries
         if response is not None:
-            cache = response.headers.get("X-Cache")
+            cache = response.headers.get(X_CACHE)
             if cache is not None:
                 fields["cache"] = cache
         access.write(fields)

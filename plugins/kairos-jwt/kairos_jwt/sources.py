@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from urllib.parse import unquote_plus
 
+from multidict import istr
+
 from kairos_core import RequestContext
 from kairos_jwt import errors
 from kairos_jwt.config import TokenSource
@@ -15,6 +17,8 @@ Stripper = Callable[[RequestContext], None]
 
 
 def _bearer(header: str) -> Reader:
+    header = istr(header)  # looked up on every request: lower-cased once
+
     def read(ctx: RequestContext) -> str | None:
         value = ctx.request.headers.get(header)
         if not value:
@@ -31,6 +35,8 @@ def _bearer(header: str) -> Reader:
 
 
 def _header(header: str) -> Reader:
+    header = istr(header)
+
     def read(ctx: RequestContext) -> str | None:
         return ctx.request.headers.get(header) or None
 
@@ -71,6 +77,8 @@ def _query(name: str) -> Reader:
 
 
 def _drop_header(header: str) -> Stripper:
+    header = istr(header)
+
     def strip(ctx: RequestContext) -> None:
         ctx.headers.popall(header, None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from multidict import CIMultiDict
+from multidict import CIMultiDict, istr
 
 from kairos_ratelimit.algorithms import Decision
 from kairos_ratelimit.config import LimitSpec
@@ -46,7 +46,7 @@ class HeaderWriter:
         if pairs is None:
             staged: CIMultiDict[str] = CIMultiDict()
             self.write(staged, [(0, decision)])
-            pairs = tuple(staged.items())
+            pairs = tuple((istr(name), value) for name, value in staged.items())
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             memo[key] = pairs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from multidict import istr
 
+CONNECTION = istr("Connection")
 CONTENT_LENGTH = istr("Content-Length")
 DATE = istr("Date")
 EXPECT = istr("Expect")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from multidict import CIMultiDict
 
-from kairos_core.forwarding import HOP_BY_HOP
+from kairos_core.forwarding import HOP_BY_HOP, named_by_connection
+from kairos_core.header_names import CONNECTION, HOST
 
 # Never forwarded: connection-specific fields, `Expect` (the gateway answers 100-continue
 # itself) and the framing fields, which are computed here from the body actually sent.
@@ -30,19 +31,18 @@ def serialize_head(
     `body_length` is the length of a bytes body (None for no body or a stream). A stream keeps
     the Content-Length the client declared and is sent raw; without one it is sent chunked.
     """
-    drop = _DROP
-    connection = headers.get("Connection")
-    if connection:  # the fields it names are connection-specific too
-        drop = drop | {token.strip().lower() for token in connection.split(",")}
-    names = list(map(str.lower, headers.keys()))
     declared: str | None = None
-    if drop.isdisjoint(names):  # the usual case: every field goes, in one join
+    if headers.keys().isdisjoint(_DROP):  # the usual case: every field goes, in one join
         lines = [f"{method} {target} HTTP/1.1", *map(": ".join, headers.items())]
-        has_host = "host" in names
+        has_host = HOST in headers
     else:
+        drop = _DROP
+        for connection in headers.getall(CONNECTION, ()):
+            drop = drop | named_by_connection(connection)  # connection-specific too
         lines = [f"{method} {target} HTTP/1.1"]
         has_host = False
-        for lower, (name, value) in zip(names, headers.items(), strict=True):
+        for name, value in headers.items():
+            lower = name.lower()
             if lower in drop:
                 if lower == "content-length":
                     declared = value

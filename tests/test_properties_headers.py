@@ -23,6 +23,7 @@ from kairos_core.forwarding import (
     upstream_headers,
 )
 from kairos_core.testing.properties import bounded
+from kairos_core.upstream.lean.request import serialize_head
 from kairos_core.upstream.lean.response import ResponseParsing
 
 BOUNDED = bounded(200)
@@ -269,3 +270,25 @@ async def test_through_the_gateway_clients_cannot_spoof_identity(
         assert rid == sent_ids[0]
     else:
         assert re.fullmatch(r"[0-9a-f]{32}", rid) or rid in sent_ids[:1], rid
+
+
+@BOUNDED
+@given(HEADERS, st.sampled_from(["GET", "POST"]))
+@example([("Connection", "keep-alive"), ("Connection", "X-Hop"), ("X-Hop", "1")], "GET")
+@example([("x-hop", "1"), ("CONNECTION", "x-HOP, close"), ("Content-Length", "3")], "POST")
+def test_the_upstream_head_carries_no_connection_field(
+    headers: list[tuple[str, str]], method: str
+) -> None:
+    """What `serialize_head` writes: no hop-by-hop field, none a Connection header names (any of
+    them), no Expect, one Host and the framing it computes itself."""
+    fields = CIMultiDict(headers)
+    head, chunked = serialize_head(method, "/p", fields, "backend:80", None, False)
+    lines = head.decode("utf-8", "surrogateescape").split("\r\n")
+    assert lines[0] == f"{method} /p HTTP/1.1" and lines[-2:] == ["", ""] and not chunked
+    named = {t.strip().lower() for v in fields.getall("Connection", []) for t in v.split(",")}
+    sent = [line.partition(":")[0].lower() for line in lines[1:-2]]
+    assert not set(sent) & (HOP_BY_HOP | named | {"expect"}) - {"host", "content-length"}
+    assert sent.count("host") == 1
+    framing = sent.count("content-length")
+    declared = any(n.lower() == "content-length" for n, _ in headers)
+    assert framing == (1 if method == "POST" or declared else 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import random
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from kairos_core.header_names import (
     X_FORWARDED_HOST,
     X_FORWARDED_PROTO,
 )
+from kairos_core.telemetry.tracing import random_hex
 
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
@@ -216,7 +216,7 @@ def request_id(incoming: str | None) -> str:
     """Propagate a well-formed incoming request id, or make a new random 128-bit one."""
     if incoming and _REQUEST_ID_RE.fullmatch(incoming):
         return incoming
-    return f"{random.getrandbits(128):032x}"  # an identifier, not a secret: no syscall needed
+    return random_hex(16)
 
 
 def _forwarded_node(address: str) -> str:

@@ -22,6 +22,7 @@ from kairos_core.forwarding import (
     response_headers,
     upstream_headers,
 )
+from kairos_core.telemetry.tracing import next_traceparent
 from kairos_core.testing.properties import bounded
 from kairos_core.upstream.lean.request import serialize_head
 from kairos_core.upstream.lean.response import ResponseParsing
@@ -292,3 +293,14 @@ def test_the_upstream_head_carries_no_connection_field(
     framing = sent.count("content-length")
     declared = any(n.lower() == "content-length" for n, _ in headers)
     assert framing == (1 if method == "POST" or declared else 0)
+
+
+def test_random_ids_are_fixed_width_hex_and_do_not_repeat() -> None:
+    """Request ids, trace ids and span ids: lower-case hex of the full width, leading zeros
+    kept, and no repeats in 20,000 draws."""
+    ids = [request_id(None) for _ in range(10_000)]
+    traces = [next_traceparent(None) for _ in range(10_000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
+    assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", t[2]) for t in traces)
+    assert len(set(ids) | {t[0] for t in traces}) == 20_000
+    assert any(rid.startswith("0") for rid in ids)  # 1 in 16 does: the width is not trimmed

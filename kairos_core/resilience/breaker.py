@@ -83,7 +83,8 @@ class CircuitBreaker:
     def record(self, ok: bool) -> None:
         """The outcome of an attempt that `on_attempt` announced."""
         if ok and self._state is BreakerState.CLOSED:  # the usual case, in short
-            self._count(True)
+            if self.config.error_rate is not None:
+                self._count(True)
             self._consecutive = 0
             return
         state = self.state

@@ -151,9 +151,13 @@ def _head(request: IncomingRequest, response: Response, framing: str, keep_alive
     headers = response.headers
     status = response.status
     reason = response.reason
-    start = _STATUS_LINES.get(status) if reason is None else None
-    if start is None:
+    start = _STATUS_LINES.get(status)
+    if reason is not None and (start is None or reason != _REASONS[status]):
+        if "\r" in reason or "\n" in reason:  # a stage's phrase must not split the response
+            reason = None
         start = f"HTTP/1.1 {status} {reason or _REASONS.get(status, 'Unknown')}\r\n"
+    elif start is None:
+        start = f"HTTP/1.1 {status} Unknown\r\n"
     fields = "\r\n".join(map(": ".join, headers.items()))
     breaks = len(headers) - 1  # the separators: any other CR or LF came inside a name or value
     if fields.count("\n") != breaks or fields.count("\r") != breaks:

@@ -137,9 +137,13 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
         if observe is not None:
             observe(backend, elapsed, status < 500)
         end_to_end = upstream.headers if upstream.end_to_end else response_headers(upstream.headers)
-        body = upstream.whole if upstream.whole is not None else upstream.body
-        response = Response(status, cast("CIMultiDict[str]", end_to_end), body, upstream.reason)
-        response.on_close(backend.release)
+        headers = cast("CIMultiDict[str]", end_to_end)
+        whole = upstream.whole
+        if whole is not None:  # the body came with the head: the backend's part is over
+            backend.release()
+            return Attempt(Response(status, headers, whole, upstream.reason), backend, status, True)
+        response = Response(status, headers, upstream.body, upstream.reason)
+        response.on_close(backend.release)  # once the streamed body is over
         return Attempt(response, backend, status, True)
 
     websocket = route.websocket

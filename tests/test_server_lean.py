@@ -179,6 +179,7 @@ async def test_an_unread_body_is_drained_and_the_connection_kept(served: Served)
 async def test_http_1_0_and_a_missing_host_get_aiohttps_answers(served: Served) -> None:
     for raw, status in (
         (b"GET /api/old HTTP/1.0\r\nHost: a\r\n\r\n", b"200"),
+        (b"GET /api/HTTP/1.1 HTTP/1.0\r\nHost: a\r\n\r\n", b"200"),  # the version ends the line
         (b"GET /api/nohost HTTP/1.1\r\n\r\n", b"400"),
         (b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
     ):

@@ -143,6 +143,7 @@ class LeanHttpProtocol(asyncio.Protocol):
     def __init__(self, server: LeanServer) -> None:
         self.server = server
         self.loop = server.loop
+        self._entry = server.entry.serve
         self.transport: asyncio.Transport | None = None
         self.client_peer = ""
         """The client's address (from the socket, or from a PROXY protocol header)."""
@@ -326,7 +327,8 @@ class LeanHttpProtocol(asyncio.Protocol):
             parser.feed_data(head)
         except (HttpParserError, HttpParserUpgrade):
             return None
-        if parser.should_upgrade() or parser.get_http_version() != "1.1":
+        eol = head.find(b"\r\n")  # llhttp accepted the request line: the version ends it
+        if parser.should_upgrade() or not head.startswith(b"HTTP/1.1", eol - 8):
             return None
         method = parser.get_method().decode("ascii")
         if method == "CONNECT" or len(fields) > self.server.max_headers:
@@ -382,7 +384,7 @@ class LeanHttpProtocol(asyncio.Protocol):
         """Run one request through the gateway and decide what the connection does next."""
         keep_alive = False
         try:
-            keep_alive = await self.server.entry.serve(request) is True
+            keep_alive = await self._entry(request) is True
         except asyncio.CancelledError:
             return  # the client went away (connection_lost cancelled us)
         except ConnectionError:

@@ -57,7 +57,9 @@ class HttpSettings:
         self.compression = server.compression
         self.consumer_header = istr(server.consumer_header) if server.consumer_header else None
         self.tracing = observability.tracing.enabled
-        self.observer = observer
+        active = observer.core is not None or observer.access is not None
+        self.observer = observer if active else None
+        """Who records finished requests; None when metrics and the access log are both off."""
         core = observer.core
         self.in_flight = core.in_flight if core is not None else None
         self.sample_every = observability.metrics.stage_sampling if core is not None else 0
@@ -124,8 +126,10 @@ class HttpEntry:
             runtime.in_flight -= 1
             if in_flight is not None:
                 in_flight.value -= 1
-            client = ctx.client_ip if ctx is not None else request.protocol.client_peer  # type: ignore[union-attr]
-            settings.observer.finish(request, ctx, response, status, sent, started, rid, client)
+            observer = settings.observer
+            if observer is not None:
+                client = ctx.client_ip if ctx is not None else request.protocol.client_peer  # type: ignore[union-attr]
+                observer.finish(request, ctx, response, status, sent, started, rid, client)
 
     def _route(
         self,

@@ -184,13 +184,11 @@ class UpstreamConnection(ResponseParsing, asyncio.Protocol):
         while self._write_paused and self.writable:
             await self.wait()
 
-    async def wait(self) -> None:
-        """Wait for the next event of the exchange (head, body, end, error, drain)."""
+    def wait(self) -> asyncio.Future[None]:
+        """The future the exchange's next event resolves (head, body, end, error, drain): awaited
+        as is, without a coroutine around it."""
         waiter = self._waiter = self.loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def take_chunk(self) -> bytes:
         """Pop every buffered body byte as one chunk; resume reading once drained enough."""
@@ -253,8 +251,10 @@ class UpstreamConnection(ResponseParsing, asyncio.Protocol):
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():  # cancelled when its awaiter was
+                waiter.set_result(None)
 
     def _cancel_timers(self) -> None:
         if self._timer is not None:

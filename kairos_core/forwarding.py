@@ -192,11 +192,12 @@ _NAMED: dict[str, frozenset[str]] = {}
 
 def named_by_connection(value: str) -> frozenset[str]:
     """The field names a `Connection` value lists beyond the hop-by-hop ones (memoised: a
-    backend sends the same `keep-alive` or `close` on every response)."""
+    backend sends the same `keep-alive` on every response). `close` is kept: a field of that
+    name is connection-specific too."""
     named = _NAMED.get(value)
     if named is None:
         tokens = {token.strip().lower() for token in value.split(",")}
-        named = frozenset(tokens - HOP_BY_HOP - {"close", ""})
+        named = frozenset(tokens - HOP_BY_HOP - {""})
         if len(_NAMED) > 1024:
             _NAMED.clear()
         _NAMED[value] = named

@@ -179,6 +179,7 @@ def test_responses_lose_connection_specific_headers(headers: list[tuple[str, str
 @BOUNDED
 @given(HEADERS)
 @example([("X-Hop", "1"), ("Connection", "keep-alive"), ("Connection", "X-Hop, close")])
+@example([("Connection", "close"), ("Close", "secret"), ("X-A", "1")])  # found by review
 def test_the_lean_client_drops_what_the_shared_rule_drops(headers: list[tuple[str, str]]) -> None:
     """The upstream connection's one-pass filter keeps exactly what `response_headers` keeps."""
     parsed = ResponseParsing.__new__(ResponseParsing)  # the head as the parser left it
@@ -277,6 +278,7 @@ async def test_through_the_gateway_clients_cannot_spoof_identity(
 @given(HEADERS, st.sampled_from(["GET", "POST"]))
 @example([("Connection", "keep-alive"), ("Connection", "X-Hop"), ("X-Hop", "1")], "GET")
 @example([("x-hop", "1"), ("CONNECTION", "x-HOP, close"), ("Content-Length", "3")], "POST")
+@example([("Connection", "close"), ("Close", "secret")], "GET")  # found by review
 def test_the_upstream_head_carries_no_connection_field(
     headers: list[tuple[str, str]], method: str
 ) -> None:

@@ -258,3 +258,15 @@ async def test_the_aiohttp_engine_serves_everything_itself() -> None:
     }
     async with running_gateway(config | {"server": {"engine": "aiohttp"}}, admin=False) as gw:
         assert not isinstance(gw.gateway.listeners[0].http, LeanServer)
+
+
+async def test_a_request_line_without_a_version_is_not_served_as_http_1_1(served: Served) -> None:
+    """llhttp reads `GET /api/HTTP/1.1` as HTTP/0.9 with that path (found in review): it goes to
+    aiohttp, which refuses it, and nothing behind it on the connection reaches a backend."""
+    reader, writer = await served.connect()
+    writer.write(b"GET /api/HTTP/1.1\r\nHost: a\r\n\r\nGET /api/second HTTP/1.1\r\nHost: a\r\n\r\n")
+    async with asyncio.timeout(5):
+        answer = await reader.read()
+    assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+    assert served.backend.records == []
+    writer.close()

@@ -327,8 +327,7 @@ class LeanHttpProtocol(asyncio.Protocol):
             parser.feed_data(head)
         except (HttpParserError, HttpParserUpgrade):
             return None
-        eol = head.find(b"\r\n")  # llhttp accepted the request line: the version ends it
-        if parser.should_upgrade() or not head.startswith(b"HTTP/1.1", eol - 8):
+        if parser.should_upgrade() or parser.get_http_version() != "1.1":
             return None
         method = parser.get_method().decode("ascii")
         if method == "CONNECT" or len(fields) > self.server.max_headers:

@@ -7,16 +7,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from aiohttp.hdrs import FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from kairos_core.header_names import (
-    FORWARDED,
-    TRACEPARENT,
-    X_FORWARDED_FOR,
-    X_FORWARDED_HOST,
-    X_FORWARDED_PROTO,
-)
-from kairos_core.telemetry.tracing import random_hex
+from kairos_core.telemetry.tracing import TRACEPARENT, random_hex
 
 if TYPE_CHECKING:
     from kairos_core.context import RequestContext
@@ -114,7 +108,7 @@ def upstream_headers(
         return out
     drop = _REQUEST_DROP
     if "Connection" in incoming:
-        drop = drop | _connection_tokens(incoming)
+        drop = drop | connection_named(incoming)
     if not trusted_peer:
         drop = drop | FORWARDING
     out = CIMultiDict()
@@ -177,14 +171,25 @@ class RequestHeaderRules:
 
 def response_headers(incoming: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
     """A backend's response headers minus the connection-specific ones."""
-    drop = HOP_BY_HOP
-    if "Connection" in incoming:
-        drop = drop | _connection_tokens(incoming)
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in incoming.items():
-        if name.lower() not in drop:
-            out.add(name, value)
-    return out
+    return end_to_end_fields(incoming.items())
+
+
+def end_to_end_fields(fields: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """Response fields minus the connection-specific ones, in order, in one pass (the lean
+    client hands over its parsed pairs, others a multidict's items)."""
+    kept = []
+    connection: str | None = None
+    for pair in fields:
+        lower = pair[0].lower()
+        if lower not in HOP_BY_HOP:
+            kept.append(pair)
+        elif lower == "connection":
+            connection = pair[1] if connection is None else f"{connection},{pair[1]}"
+    if connection is not None:
+        named = named_by_connection(connection)
+        if named:  # the fields it names are connection-specific too
+            kept = [pair for pair in kept if pair[0].lower() not in named]
+    return CIMultiDict(kept)
 
 
 _NAMED: dict[str, frozenset[str]] = {}
@@ -204,13 +209,9 @@ def named_by_connection(value: str) -> frozenset[str]:
     return named
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
-    """The field names listed by every `Connection` header (a list field: it may repeat)."""
-    return {
-        token.strip().lower()
-        for value in headers.getall("Connection")
-        for token in value.split(",")
-    }
+def connection_named(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
+    """What every `Connection` header lists (a list field: it may repeat) beyond hop-by-hop."""
+    return frozenset().union(*map(named_by_connection, headers.getall("Connection", ())))
 
 
 def request_id(incoming: str | None) -> str:

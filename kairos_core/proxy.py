@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import cast
 
+from aiohttp.hdrs import HOST
 from multidict import CIMultiDict
 from tenacity import (
     AsyncRetrying,
@@ -25,7 +26,6 @@ from tenacity.stop import stop_base
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import response_headers
-from kairos_core.header_names import HOST
 from kairos_core.pipeline import CompiledRoute
 from kairos_core.plugin_api import Handler
 from kairos_core.resilience.retry import RetryPolicy

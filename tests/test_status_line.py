@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
 from aiohttp.http import HttpVersion11
+from core_raw_http import RawServer, serve_each
 from multidict import CIMultiDict
 
 from kairos_core.response import Response
@@ -32,3 +34,29 @@ def test_status_line(status: int, reason: str | None, line: bytes) -> None:
     head = _head(REQUEST, response, "", True)  # type: ignore[arg-type]
     assert head.split(b"\r\n")[0] == line
     assert b"X-Injected" not in head and head.count(b"\n") == head.count(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    ("backend_line", "client_line"),
+    [
+        (b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"),
+        (b"HTTP/1.1 200 Fine", b"HTTP/1.1 200 Fine"),
+        (b"HTTP/1.1 299 Custom", b"HTTP/1.1 299 Custom"),
+        (b"HTTP/1.1 200 ", b"HTTP/1.1 200 OK"),
+    ],
+)
+async def test_the_backends_status_line_through_the_gateway(
+    kairos_gateway, backend_line: bytes, client_line: bytes
+) -> None:
+    """A real backend's reason phrase reaches a raw client as sent; an empty one becomes standard."""
+    answer = backend_line + b"\r\nContent-Length: 2\r\n\r\nok"
+    async with RawServer(serve_each(answer)) as backend:
+        gw = await kairos_gateway(
+            {"routes": [{"prefix": "/", "upstream": {"backends": [{"url": backend.url}]}}]}
+        )
+        host, port = gw.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+    assert head.split(b"\r\n")[0] == client_line

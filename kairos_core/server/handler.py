@@ -8,12 +8,12 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.hdrs import EXPECT, HOST, SERVER
 from aiohttp.http import HttpVersion11
 from multidict import istr
 
 from kairos_core.context import RequestBodyTooLarge, RequestContext
 from kairos_core.forwarding import RequestHeaderRules, TrustedProxies, client_address, request_id
-from kairos_core.header_names import EXPECT, HOST, SERVER, TRACEPARENT
 from kairos_core.proxy import body_error_response
 from kairos_core.response import Response, closing, error_response
 from kairos_core.router import RouteMatch, normalize_path
@@ -21,7 +21,7 @@ from kairos_core.server.framing import framing_refusal
 from kairos_core.server.lean_request import IncomingRequest
 from kairos_core.server.writer import send_response, sent_stand_in
 from kairos_core.telemetry.observer import CLIENT_CLOSED, RequestObserver
-from kairos_core.telemetry.tracing import next_traceparent
+from kairos_core.telemetry.tracing import TRACEPARENT, next_traceparent
 
 if TYPE_CHECKING:
     from kairos_core.runtime import Runtime

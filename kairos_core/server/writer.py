@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 
 from aiohttp import HttpVersion11, web
+from aiohttp.hdrs import CONTENT_LENGTH, DATE
 from multidict import CIMultiDict
 
 from kairos_core.config.models import CompressionConfig
-from kairos_core.header_names import CONTENT_LENGTH, DATE
 from kairos_core.response import Response
 from kairos_core.server.lean_request import IncomingRequest
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import random
 import re
 
+from multidict import istr
+
 _TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+TRACEPARENT = istr("traceparent")
+"""The W3C header's name, lower-cased once for multidict lookups."""
 
 
 def random_hex(size: int) -> str:

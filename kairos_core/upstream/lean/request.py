@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from aiohttp.hdrs import HOST
 from multidict import CIMultiDict
 
-from kairos_core.forwarding import HOP_BY_HOP, named_by_connection
-from kairos_core.header_names import CONNECTION, HOST
+from kairos_core.forwarding import HOP_BY_HOP, connection_named
 
 # Never forwarded: connection-specific fields, `Expect` (the gateway answers 100-continue
 # itself) and the framing fields, which are computed here from the body actually sent.
@@ -36,9 +36,7 @@ def serialize_head(
         lines = [f"{method} {target} HTTP/1.1", *map(": ".join, headers.items())]
         has_host = HOST in headers
     else:
-        drop = _DROP
-        for connection in headers.getall(CONNECTION, ()):
-            drop = drop | named_by_connection(connection)  # connection-specific too
+        drop = _DROP | connection_named(headers)  # the fields it names are connection-specific
         lines = [f"{method} {target} HTTP/1.1"]
         has_host = False
         for name, value in headers.items():

@@ -11,7 +11,7 @@ from collections import deque
 from httptools import HttpParserError, HttpResponseParser
 from multidict import CIMultiDict
 
-from kairos_core.forwarding import HOP_BY_HOP, named_by_connection
+from kairos_core.forwarding import end_to_end_fields
 from kairos_core.upstream.client import UpstreamError
 
 
@@ -60,19 +60,7 @@ class ResponseParsing:
 
     def end_to_end_headers(self) -> CIMultiDict[str]:
         """The final response's headers minus the connection-specific ones (in order)."""
-        kept = []
-        connection: str | None = None
-        for pair in self.raw_headers:
-            lower = pair[0].lower()
-            if lower not in HOP_BY_HOP:
-                kept.append(pair)
-            elif lower == "connection":
-                connection = pair[1] if connection is None else f"{connection},{pair[1]}"
-        if connection is not None:
-            named = named_by_connection(connection)
-            if named:  # the fields it names are connection-specific too
-                kept = [pair for pair in kept if pair[0].lower() not in named]
-        return CIMultiDict(kept)
+        return end_to_end_fields(self.raw_headers)
 
     def delimited_by_close(self) -> bool:
         """The body runs until the connection closes (no Content-Length, not chunked)."""

@@ -100,22 +100,22 @@ def make_proxy_handler(route: CompiledRoute) -> Handler:
                 ctx.body_for_upstream(),
                 timeouts,
             )
-        except UpstreamError as exc:
+        except UpstreamError as error:  # not `exc`: mypyc types a name once per function
             backend.release()
-            outcome = _ERROR_OUTCOMES.get(exc.kind, BROKEN)
+            outcome = _ERROR_OUTCOMES.get(error.kind, BROKEN)
             backend.report(outcome)
             if stats is not None:
-                stats.upstream_error(exc.kind)
+                stats.upstream_error(error.kind)
             if observe is not None:
                 observe(backend, monotonic() - sent_at, False)
             if ctx.body_failure is not None:
                 return Attempt(body_error_response(ctx.body_failure, ctx), backend, 0, True)
-            log.warning("route %s: %s", route.name, exc)
+            log.warning("route %s: %s", route.name, error)
             return Attempt(
-                error_response(exc.status, f"upstream_{exc.kind}", str(exc), ctx.request_id),
+                error_response(error.status, f"upstream_{error.kind}", str(error), ctx.request_id),
                 backend,
                 outcome,
-                exc.sent,
+                error.sent,
             )
         except RequestBodyTooLarge:
             backend.release()

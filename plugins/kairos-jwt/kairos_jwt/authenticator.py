@@ -51,8 +51,8 @@ class JwtAuthenticator:
             if self.verifier.keyring.remote:
                 raise AuthDeferred() from None  # `authenticate` refetches the JWKS, then retries
             raise self._failure(exc) from None
-        except TokenRejected as exc:
-            raise self._failure(exc) from None
+        except TokenRejected as rejected:  # not `exc`: mypyc types a name once per function
+            raise self._failure(rejected) from None
         return self._accept(ctx, verified, strip)
 
     async def authenticate(self, ctx: RequestContext) -> Consumer | None:
@@ -66,8 +66,8 @@ class JwtAuthenticator:
                 verified = self.verifier.verify(token)
             except (UnknownKeyId, KeysUnavailable) as exc:
                 verified = await self.verifier.verify_after_refetch(token, exc)
-        except TokenRejected as exc:
-            raise self._failure(exc) from None
+        except TokenRejected as rejected:  # not `exc`: mypyc types a name once per function
+            raise self._failure(rejected) from None
         return self._accept(ctx, verified, strip)
 
     def _accept(self, ctx: RequestContext, verified: VerifiedToken, strip: Stripper) -> Consumer:

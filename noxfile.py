@@ -8,12 +8,14 @@ from pathlib import Path
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["tests", "plugin", "lint", "docs"]
+nox.options.sessions = ["tests", "plugin", "compiled", "lint", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 PYTHON = "3.11"
+COMPILED_PLUGINS = ["kairos-jwt", "kairos-ratelimit"]
+"""Plugins with modules in tools/compile_hot_path.py (their tests also run compiled)."""
 CI_PYTEST = ["-ra", "--timeout=120", "-p", "no:cacheprovider"]
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocs-awesome-nav>=3,<4"]
 
@@ -42,6 +44,22 @@ def plugin(session: nox.Session, plugin: str) -> None:
 
 
 @nox.session(python=PYTHON)
+def compiled(session: nox.Session) -> None:
+    """The hot path compiled with mypyc, in a copy of the checkout: the core, jwt and rate-limit
+    suites run against the compiled modules (runtime type checks, no monkeypatching)."""
+    copy = Path(session.create_tmp()) / "compiled-tree"
+    session.install("mypy", "setuptools>=77")
+    session.run("python", "tools/compile_hot_path.py", "--copy-to", str(copy))
+    session.install(
+        "-e", f"{copy}[testing]", *(f"-e{copy}/plugins/{p}[test]" for p in PLUGINS), "hatchling"
+    )
+    session.chdir(copy)
+    paths = ["tests", *(f"plugins/{p}/tests" for p in COMPILED_PLUGINS)]
+    env = {"KAIROS_EXPECT_COMPILED": "1"}
+    session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy over the core, the CLI and the plugins."""
     session.install("ruff", "mypy", "types-PyYAML", *DOCS_DEPS)
@@ -54,6 +72,7 @@ def lint(session: nox.Session) -> None:
         "kairos_cli",
         *(f"plugins/{p}/{p.replace('-', '_')}" for p in PLUGINS),
         "tools/kairos_docgen",
+        "tools/compile_hot_path.py",
         "docs/examples/kairos-example-auth/kairos_example_auth",
         "fuzz",
     )
@@ -82,8 +101,10 @@ def slow(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Kairos beside nginx and a minimal aiohttp proxy, plus microbenchmarks (`-- --smoke`)."""
+    """Kairos beside nginx and a minimal aiohttp proxy, plus microbenchmarks (`-- --smoke`,
+    `-- --compiled` to add a mypyc-compiled copy to the same run)."""
     _install_everything(session)
+    session.install("mypy", "setuptools>=77")  # for --compiled
     session.run("python", "bench/run.py", *session.posargs)
 
 

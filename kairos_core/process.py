@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from kairos_core.admin.app import build_admin_app
+from kairos_core.compiled import compiled_modules, stale_modules
 from kairos_core.config.errors import ConfigError
 from kairos_core.config.loader import LoadedConfig, load_config, load_config_text, validate_config
 from kairos_core.config.models import AdminConfig
@@ -200,6 +201,7 @@ async def serve_single(
 ) -> None:
     """Run one gateway process until SIGINT/SIGTERM (or `stop`); SIGHUP reloads the file."""
     log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
+    report_compiled()
     gateway = Gateway(loaded)
     await gateway.start()
     gc.freeze()  # start-up objects live for good: later collections skip them
@@ -300,6 +302,21 @@ def raise_open_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             log.debug("could not raise the open file limit from %d to %d", soft, hard)
+
+
+def report_compiled() -> None:
+    """Say how many modules run compiled; warn about compiled modules older than their source."""
+    compiled = compiled_modules()
+    if not compiled:
+        return
+    log.info("hot path: %d modules compiled with mypyc", len(compiled))
+    stale = stale_modules()
+    if stale:
+        log.warning(
+            "compiled modules are older than their source and run the old code: %s "
+            "(run tools/compile_hot_path.py again, or with --clean)",
+            ", ".join(stale),
+        )
 
 
 def run(coro: Any) -> Any:

@@ -36,6 +36,7 @@ from kairos_core.process import (
     ServeOptions,
     apply_overrides,
     log_config_warnings,
+    report_compiled,
     run,
     start_admin,
     watch_file,
@@ -100,6 +101,8 @@ async def _serve_worker(
         loaded, worker_id=worker_id, workers=workers, reuse_port=True, instance_id=instance_id
     )
     await gateway.start()
+    if worker_id == 0:
+        report_compiled()
     gc.freeze()  # start-up objects live for good: later collections skip them
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

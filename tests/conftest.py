@@ -81,3 +81,19 @@ def install_distribution(tmp_path: Path) -> Callable[[Path], InstalledSite]:
         return InstalledSite(site)
 
     return install
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under `nox -s compiled` (KAIROS_EXPECT_COMPILED=1), refuse to test the pure-Python tree."""
+    if os.environ.get("KAIROS_EXPECT_COMPILED") != "1":
+        return
+    import kairos_core.proxy
+    import kairos_core.server.handler
+    from kairos_core.compiled import compiled_modules
+
+    loaded = compiled_modules()
+    if "kairos_core.proxy" not in loaded or "kairos_core.server.handler" not in loaded:
+        raise pytest.UsageError(
+            f"KAIROS_EXPECT_COMPILED=1 but the hot path is pure Python here "
+            f"({kairos_core.proxy.__file__}): run tools/compile_hot_path.py first"
+        )

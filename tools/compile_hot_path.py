@@ -1,0 +1,166 @@
+"""Compile the request hot path with mypyc, in place; `--clean` goes back to pure Python.
+
+    python tools/compile_hot_path.py            # core, jwt and rate-limit hot-path modules
+    python tools/compile_hot_path.py --clean    # remove every compiled module again
+    python tools/compile_hot_path.py --copy-to DIR   # a compiled copy of the checkout in DIR
+
+Each listed module gets a C extension beside its `.py` file; Python imports the extension
+first, so an editable install (the README's) runs the compiled code at once. The `.py` files
+stay the source of truth: after editing one, compile again or `--clean`, or the old compiled
+module keeps running (`kairos serve` warns when a compiled module is older than its source).
+
+Needs a C compiler, the Python headers, `mypy` (which ships mypyc) and `setuptools>=77`.
+Modules are left out when mypyc cannot compile them or changes their meaning: async
+generators (`context.py`, `server/writer.py`), generic frozen dataclasses (`router.py`) and
+objects given attributes from outside (`kairos_ratelimit/memory.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HOT_PATH: dict[str, list[str]] = {
+    ".": [
+        "kairos_core/forwarding.py",
+        "kairos_core/metrics.py",
+        "kairos_core/pipeline.py",
+        "kairos_core/proxy.py",
+        "kairos_core/response.py",
+        "kairos_core/resilience/breaker.py",
+        "kairos_core/server/handler.py",
+        "kairos_core/server/lean_protocol.py",
+        "kairos_core/server/lean_request.py",
+        "kairos_core/telemetry/access_log.py",
+        "kairos_core/telemetry/core_metrics.py",
+        "kairos_core/telemetry/observer.py",
+        "kairos_core/telemetry/tracing.py",
+        "kairos_core/upstream/lean/body.py",
+        "kairos_core/upstream/lean/client.py",
+        "kairos_core/upstream/lean/connection.py",
+        "kairos_core/upstream/lean/pool.py",
+        "kairos_core/upstream/lean/request.py",
+        "kairos_core/upstream/lean/response.py",
+        "kairos_core/upstream/pool.py",
+    ],
+    "plugins/kairos-jwt": [
+        "kairos_jwt/authenticator.py",
+        "kairos_jwt/cache.py",
+        "kairos_jwt/sources.py",
+        "kairos_jwt/verifier.py",
+    ],
+    "plugins/kairos-ratelimit": [
+        "kairos_ratelimit/algorithms.py",
+        "kairos_ratelimit/headers.py",
+        "kairos_ratelimit/keys.py",
+        "kairos_ratelimit/stage.py",
+    ],
+}
+"""Per distribution root (relative to the repository): the modules to compile."""
+
+MYPY_CONFIG = """\
+[mypy]
+python_version = 3.11
+plugins = pydantic.mypy
+[mypy-stevedore.*,uvloop.*,trustme.*,atheris.*]
+ignore_missing_imports = True
+"""
+"""The type-checking settings mypyc needs (the project's are in pyproject.toml, for mypy)."""
+
+_BUILD = """\
+import sys
+from setuptools import setup
+from mypyc.build import mypycify
+setup(
+    name="kairos-hot-path",
+    ext_modules=mypycify(sys.argv[1:], opt_level="3", debug_level="0"),
+    script_args=["build_ext", "--build-lib", "out", "--build-temp", "tmp"],
+)
+"""
+
+
+def extension_suffix() -> str:
+    """The file ending of a C extension for this interpreter."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    assert isinstance(suffix, str)
+    return suffix
+
+
+def compiled_files(root: Path) -> list[Path]:
+    """Every compiled module (and mypyc's shared library) under the listed distributions."""
+    suffix = extension_suffix()
+    found: list[Path] = []
+    for dist, modules in HOT_PATH.items():
+        base = root / dist
+        found += base.glob(f"*__mypyc{suffix}")
+        for module in modules:
+            target = base / module.replace(".py", suffix)
+            if target.exists():
+                found.append(target)
+    return found
+
+
+def clean(root: Path) -> int:
+    """Remove the compiled modules; the `.py` files run again."""
+    removed = compiled_files(root)
+    for path in removed:
+        path.unlink()
+    print(f"removed {len(removed)} compiled files")
+    return 0
+
+
+def compile_dist(root: Path, dist: str, modules: list[str]) -> None:
+    """Compile one distribution's modules in a scratch directory, then copy them in place."""
+    base = root / dist
+    sources = [str(base / m) for m in modules]
+    with tempfile.TemporaryDirectory(prefix="kairos-mypyc-") as scratch:
+        work = Path(scratch)
+        (work / "mypy.ini").write_text(MYPY_CONFIG)
+        (work / "build_hot_path.py").write_text(_BUILD)
+        env = {**os.environ, "MYPYPATH": os.pathsep.join([str(root), str(base)])}
+        subprocess.run(
+            [sys.executable, "build_hot_path.py", *sources], cwd=work, env=env, check=True
+        )
+        out = work / "out"
+        for built in out.rglob(f"*{extension_suffix()}"):
+            destination = base / built.relative_to(out)
+            shutil.copy2(built, destination)
+            print(f"compiled {destination.relative_to(root)}")
+
+
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", ".nox", "site", "build", "results", "__pycache__", f"*{extension_suffix()}"
+)
+"""What a compiled copy leaves out: history, environments, outputs and old builds."""
+
+
+def main() -> int:
+    """Compile (or clean) the hot path of this checkout, or of a fresh copy of it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", action="store_true", help="remove the compiled modules")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to work on")
+    parser.add_argument("--copy-to", type=Path, help="copy the checkout here, compile the copy")
+    args = parser.parse_args()
+    root: Path = args.root.resolve()
+    if args.copy_to is not None:
+        shutil.rmtree(args.copy_to, ignore_errors=True)
+        shutil.copytree(root, args.copy_to, ignore=COPY_IGNORE)
+        root = args.copy_to.resolve()
+    clean(root)
+    if args.clean:
+        return 0
+    for dist, modules in HOT_PATH.items():
+        compile_dist(root, dist, modules)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

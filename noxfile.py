@@ -25,12 +25,16 @@ def _install_everything(session: nox.Session) -> None:
     session.install("-e", ".[testing]", *(f"-e./plugins/{p}[test]" for p in PLUGINS), "hatchling")
 
 
+def _install_test_tools(session: nox.Session) -> None:
+    session.install("kosoku")  # Autobahn WebSocket conformance runner
+    session.install("schemathesis>=4.32,<5")  # tests/test_admin_schemathesis.py runs its CLI
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite: core tests and every plugin's tests, all plugins installed together."""
     _install_everything(session)
-    session.install("kosoku")  # Autobahn WebSocket conformance runner
-    session.install("schemathesis>=4.32,<5")  # tests/test_admin_schemathesis.py runs its CLI
+    _install_test_tools(session)
     paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs)
 
@@ -48,11 +52,13 @@ def compiled(session: nox.Session) -> None:
     """The hot path compiled with mypyc, in a copy of the checkout: the core, jwt and rate-limit
     suites run against the compiled modules (runtime type checks, no monkeypatching)."""
     copy = Path(session.create_tmp()) / "compiled-tree"
+    _install_everything(session)  # mypyc type-checks against the dependencies
     session.install("mypy", "setuptools>=77")
     session.run("python", "tools/compile_hot_path.py", "--copy-to", str(copy))
     session.install(
         "-e", f"{copy}[testing]", *(f"-e{copy}/plugins/{p}[test]" for p in PLUGINS), "hatchling"
     )
+    _install_test_tools(session)
     session.chdir(copy)
     paths = ["tests", *(f"plugins/{p}/tests" for p in COMPILED_PLUGINS)]
     env = {"KAIROS_EXPECT_COMPILED": "1"}

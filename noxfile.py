@@ -15,8 +15,6 @@ nox.options.error_on_missing_interpreters = True
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 PYTHON = "3.11"
-COMPILED_PLUGINS = ["kairos-jwt", "kairos-ratelimit"]
-"""Plugins with modules in tools/compile_hot_path.py (their tests also run compiled)."""
 CI_PYTEST = ["-ra", "--timeout=120", "-p", "no:cacheprovider"]
 DOCS_DEPS = ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10", "mkdocs-awesome-nav>=3,<4"]
 
@@ -60,8 +58,8 @@ def _compiler_missing(session: nox.Session) -> str | None:
 
 @nox.session(python=PYTHON)
 def compiled(session: nox.Session) -> None:
-    """The hot path compiled with mypyc, in a copy of the checkout: the core, jwt and rate-limit
-    suites run against the compiled modules (runtime type checks, no monkeypatching)."""
+    """The hot path compiled with mypyc, in a copy of the checkout: the whole suite runs against
+    the compiled modules (runtime type checks, no monkeypatching, no weak references)."""
     missing = _compiler_missing(session)
     if missing:
         if os.environ.get("KAIROS_REQUIRE_SERVICES") == "1":
@@ -76,7 +74,7 @@ def compiled(session: nox.Session) -> None:
     )
     _install_test_tools(session)
     session.chdir(copy)
-    paths = ["tests", *(f"plugins/{p}/tests" for p in COMPILED_PLUGINS)]
+    paths = ["tests", *(f"plugins/{p}/tests" for p in PLUGINS)]
     env = {"KAIROS_EXPECT_COMPILED": "1"}
     session.run("pytest", *CI_PYTEST, "-m", "not slow", *paths, *session.posargs, env=env)
 

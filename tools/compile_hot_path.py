@@ -11,8 +11,10 @@ module keeps running (`kairos serve` warns when a compiled module is older than 
 
 Needs a C compiler, the Python headers, `mypy` (which ships mypyc) and `setuptools>=77`.
 Modules are left out when mypyc cannot compile them or changes their meaning: async
-generators (`context.py`, `server/writer.py`), generic frozen dataclasses (`router.py`) and
-objects given attributes from outside (`kairos_ratelimit/memory.py`).
+generators (`context.py`, `server/writer.py`), generic frozen dataclasses (`router.py`),
+objects given attributes from outside (`kairos_ratelimit/memory.py`) and classes that plugins
+reference weakly (`upstream/pool.py`: kairos-ftp keeps a TLS context per `UpstreamPool` in a
+`WeakKeyDictionary`, and compiled classes cannot be weakly referenced).
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ HOT_PATH: dict[str, list[str]] = {
         "kairos_core/upstream/lean/pool.py",
         "kairos_core/upstream/lean/request.py",
         "kairos_core/upstream/lean/response.py",
-        "kairos_core/upstream/pool.py",
     ],
     "plugins/kairos-jwt": [
         "kairos_jwt/authenticator.py",

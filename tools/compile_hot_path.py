@@ -96,17 +96,20 @@ def extension_suffix() -> str:
 
 
 def compiled_files(root: Path) -> list[Path]:
-    """Every compiled module (and mypyc's shared library) under the listed distributions."""
+    """Every compiled module under the distributions (listed now or not: an older run may have
+    compiled more), and mypyc's shared libraries. A Kairos package holds no other extension."""
     suffix = extension_suffix()
     found: list[Path] = []
-    for dist, modules in HOT_PATH.items():
+    for dist in HOT_PATH:
         base = root / dist
         found += base.glob(f"*__mypyc{suffix}")
-        for module in modules:
-            target = base / module.replace(".py", suffix)
-            if target.exists():
-                found.append(target)
-    return found
+        for package in base.glob("kairos_*/"):
+            found += (
+                built
+                for built in package.rglob(f"*{suffix}")
+                if built.with_name(built.name.removesuffix(suffix) + ".py").exists()
+            )
+    return sorted(found)
 
 
 def clean(root: Path) -> int:

@@ -201,9 +201,9 @@ async def serve_single(
 ) -> None:
     """Run one gateway process until SIGINT/SIGTERM (or `stop`); SIGHUP reloads the file."""
     log.info("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
-    report_compiled()
     gateway = Gateway(loaded)
     await gateway.start()
+    report_compiled()  # after start: the plugins' modules are imported by now
     gc.freeze()  # start-up objects live for good: later collections skip them
     stop = stop or asyncio.Event()
     reload_lock = asyncio.Lock()

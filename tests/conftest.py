@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -81,6 +82,17 @@ def install_distribution(tmp_path: Path) -> Callable[[Path], InstalledSite]:
         return InstalledSite(site)
 
     return install
+
+
+@pytest.fixture
+def compile_tool() -> ModuleType:
+    """tools/compile_hot_path.py as a module (tools/ is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "tools" / "compile_hot_path.py"
+    spec = importlib.util.spec_from_file_location("compile_hot_path", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

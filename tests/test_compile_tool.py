@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sysconfig
 from pathlib import Path
 from types import ModuleType
@@ -11,25 +10,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
 
 
-def load_tool() -> ModuleType:
-    """The script as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "compile_hot_path", ROOT / "tools/compile_hot_path.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def make(path: Path, text: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 
 
-def test_clean_removes_every_compiled_module_and_keeps_the_sources(tmp_path: Path) -> None:
-    tool = load_tool()
+def test_clean_removes_every_compiled_module_and_keeps_the_sources(
+    tmp_path: Path, compile_tool: ModuleType
+) -> None:
+    tool = compile_tool
     listed = make(tmp_path / f"kairos_core/proxy{SUFFIX}")
     unlisted = make(tmp_path / f"kairos_core/upstream/pool{SUFFIX}")  # compiled by an older run
     shared = make(tmp_path / f"0123abcd__mypyc{SUFFIX}")
@@ -47,8 +37,7 @@ def test_clean_removes_every_compiled_module_and_keeps_the_sources(tmp_path: Pat
     assert foreign.exists()
 
 
-def test_every_listed_module_exists() -> None:
-    tool = load_tool()
-    for dist, modules in tool.HOT_PATH.items():
+def test_every_listed_module_exists(compile_tool: ModuleType) -> None:
+    for dist, modules in compile_tool.HOT_PATH.items():
         for module in modules:
             assert (ROOT / dist / module).is_file(), f"{dist}/{module}"

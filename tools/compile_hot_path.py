@@ -67,15 +67,6 @@ HOT_PATH: dict[str, list[str]] = {
 }
 """Per distribution root (relative to the repository): the modules to compile."""
 
-MYPY_CONFIG = """\
-[mypy]
-python_version = 3.11
-plugins = pydantic.mypy
-[mypy-stevedore.*,uvloop.*,trustme.*,atheris.*]
-ignore_missing_imports = True
-"""
-"""The type-checking settings mypyc needs (the project's are in pyproject.toml, for mypy)."""
-
 _BUILD = """\
 import sys
 from setuptools import setup
@@ -127,11 +118,11 @@ def compile_dist(root: Path, dist: str, modules: list[str]) -> None:
     sources = [str(base / m) for m in modules]
     with tempfile.TemporaryDirectory(prefix="kairos-mypyc-") as scratch:
         work = Path(scratch)
-        (work / "mypy.ini").write_text(MYPY_CONFIG)
         (work / "build_hot_path.py").write_text(_BUILD)
         env = {**os.environ, "MYPYPATH": os.pathsep.join([str(root), str(base)])}
+        config = ["--config-file", str(root / "pyproject.toml")]  # the project's mypy settings
         subprocess.run(
-            [sys.executable, "build_hot_path.py", *sources], cwd=work, env=env, check=True
+            [sys.executable, "build_hot_path.py", *config, *sources], cwd=work, env=env, check=True
         )
         out = work / "out"
         for built in out.rglob(f"*{extension_suffix()}"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.hdrs import EXPECT, HOST, SERVER
@@ -80,9 +80,10 @@ class HttpEntry:
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """Handle one request aiohttp's server parsed (see `serve`)."""
-        # two attribute reads decide whether checks are needed; read as Any: aiohttp's C parser
-        # makes an object that is not the NamedTuple its stubs declare (mypyc checks types)
-        message = cast(Any, request)._message
+        # two attribute reads decide whether checks are needed; read through Any: aiohttp's C
+        # parser makes an object that is not the NamedTuple its stubs declare (mypyc checks)
+        raw: Any = request
+        message = raw._message
         refusal = None
         if message.version is not HttpVersion11 or message.chunked:
             refusal = framing_refusal(message)

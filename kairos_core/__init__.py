@@ -3,7 +3,8 @@
 from kairos_core.admin.app import control_plane
 from kairos_core.admin.body import json_error, read_json_body
 from kairos_core.admin.redact import redact_url
-from kairos_core.context import Consumer, RequestBodyTooLarge, RequestContext
+from kairos_core.body_stream import RequestBodyTooLarge
+from kairos_core.context import Consumer, RequestContext
 from kairos_core.hookspecs import hookimpl
 from kairos_core.plugin_api import (
     AdminRoute,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
+from kairos_core.body_stream import RequestBodyTooLarge, stream_all, stream_rest
 from kairos_core.router import decode_params
 
 log = logging.getLogger("kairos.context")
@@ -27,10 +28,6 @@ class Consumer:
     name: str
     metadata: Mapping[str, str] = field(default_factory=dict)
     configured: bool = True
-
-
-class RequestBodyTooLarge(Exception):
-    """The client sent more body bytes than the route allows."""
 
 
 class RequestContext:
@@ -207,7 +204,7 @@ class RequestContext:
         if self._body is not None:
             return self._body
         chunks = [self._body_prefix]
-        async for chunk in self._stream_rest(len(self._body_prefix)):
+        async for chunk in stream_rest(self, len(self._body_prefix)):
             chunks.append(chunk)
         self._body = b"".join(chunks)
         self._body_prefix = b""
@@ -226,7 +223,7 @@ class RequestContext:
             return self._body[:size]
         content = self.request.content
         timeout = self.route.timeouts.read
-        await self._continue()
+        await self.send_continue()
         while len(self._body_prefix) < size and not content.at_eof():
             async with asyncio.timeout(timeout):
                 chunk = await content.read(size - len(self._body_prefix))
@@ -249,39 +246,15 @@ class RequestContext:
             return self._body
         if not self.request.body_exists and not self._body_prefix:
             return None
-        return self._stream_all()
+        return stream_all(self)
 
-    async def _stream_all(self) -> AsyncIterator[bytes]:
-        self.body_started = True
-        try:
-            if self._body_prefix:
-                if len(self._body_prefix) > self.max_body_size:  # a peek already went too far
-                    raise RequestBodyTooLarge(self.max_body_size)
-                yield self._body_prefix
-            async for chunk in self._stream_rest(len(self._body_prefix)):
-                yield chunk
-        except (RequestBodyTooLarge, TimeoutError, ConnectionError) as exc:
-            self.body_failure = exc
-            raise
+    @property
+    def body_prefix(self) -> bytes:
+        """Body bytes a stage peeked at, sent upstream before the rest."""
+        return self._body_prefix
 
-    async def _continue(self) -> None:
+    async def send_continue(self) -> None:
+        """Send `100 Continue` once, if the client waits for it before sending its body."""
         if self.expect_continue:
             self.expect_continue = False
             await self.request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    async def _stream_rest(self, already: int) -> AsyncIterator[bytes]:
-        await self._continue()
-        content = self.request.content
-        limit = self.max_body_size
-        timeout = self.route.timeouts.read
-        total = already
-        while True:
-            async with asyncio.timeout(timeout):
-                chunk = await content.readany()
-            if not chunk:
-                return
-            total += len(chunk)
-            self.bytes_in = total
-            if total > limit:
-                raise RequestBodyTooLarge(limit)
-            yield chunk

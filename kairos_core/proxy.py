@@ -24,7 +24,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from kairos_core.context import RequestBodyTooLarge, RequestContext
+from kairos_core.body_stream import RequestBodyTooLarge
+from kairos_core.context import RequestContext
 from kairos_core.forwarding import response_headers
 from kairos_core.pipeline import CompiledRoute
 from kairos_core.plugin_api import Handler

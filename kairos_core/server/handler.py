@@ -12,7 +12,8 @@ from aiohttp.hdrs import EXPECT, HOST, SERVER
 from aiohttp.http import HttpVersion11
 from multidict import istr
 
-from kairos_core.context import RequestBodyTooLarge, RequestContext
+from kairos_core.body_stream import RequestBodyTooLarge
+from kairos_core.context import RequestContext
 from kairos_core.forwarding import RequestHeaderRules, TrustedProxies, client_address, request_id
 from kairos_core.proxy import body_error_response
 from kairos_core.response import Response, closing, error_response

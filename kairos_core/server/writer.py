@@ -15,6 +15,7 @@ from multidict import CIMultiDict
 
 from kairos_core.config.models import CompressionConfig
 from kairos_core.response import Response
+from kairos_core.server.gzip_stream import gzip_stream
 from kairos_core.server.lean_request import IncomingRequest
 
 log = logging.getLogger("kairos.server")
@@ -225,18 +226,4 @@ def _gzip(response: Response, config: CompressionConfig) -> bytes | AsyncIterato
     if isinstance(body, bytes):
         compressor = zlib.compressobj(config.level, zlib.DEFLATED, 31)
         return compressor.compress(body) + compressor.flush()
-    return _gzip_stream(body, config.level)
-
-
-async def _gzip_stream(body: AsyncIterator[bytes], level: int) -> AsyncIterator[bytes]:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    try:
-        async for chunk in body:
-            data = compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH)
-            if data:
-                yield data
-        yield compressor.flush()
-    finally:
-        aclose = getattr(body, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    return gzip_stream(body, config.level)

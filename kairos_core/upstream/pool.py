@@ -259,6 +259,8 @@ class UpstreamPool:
         self._resolver: TTLResolver | None = None
         self.health_probe: Callable[[Backend], Awaitable[tuple[bool, str]]] | None = None
         """A protocol plugin's own probe (FTP, DNS); HTTP probes are used when unset."""
+        self.plugin_state: dict[str, Any] = {}
+        """What a plugin keeps per pool, under a key it owns; a reload's new pool starts empty."""
 
     def _refresh(self) -> None:
         self.candidates = tuple(b for b in self.backends if b.available)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ssl
-import weakref
 
 from kairos_core import UpstreamPool
 from kairos_ftp.settings import GatewayTLS
 
-_backend_contexts: weakref.WeakKeyDictionary[UpstreamPool, ssl.SSLContext] = (
-    weakref.WeakKeyDictionary()
-)
+_BACKEND_CONTEXT = "kairos_ftp.backend_tls"
+"""The pool's `plugin_state` key for its FTPS client context (a reload's new pool builds anew)."""
 
 
 class TLSSetupError(OSError):
@@ -34,7 +32,7 @@ def gateway_context(config: GatewayTLS) -> ssl.SSLContext:
 
 def backend_context(pool: UpstreamPool) -> ssl.SSLContext:
     """The client context for `ftps://` backends of `pool`, from the pool's `tls:` settings."""
-    cached = _backend_contexts.get(pool)
+    cached: ssl.SSLContext | None = pool.plugin_state.get(_BACKEND_CONTEXT)
     if cached is not None:
         return cached
     settings = pool.config.tls
@@ -47,7 +45,7 @@ def backend_context(pool: UpstreamPool) -> ssl.SSLContext:
             context.load_cert_chain(settings.client_cert, settings.client_key)
     except (OSError, ssl.SSLError) as exc:
         raise TLSSetupError(f"upstreams.{pool.name}.tls: {exc}") from None
-    _backend_contexts[pool] = context
+    pool.plugin_state[_BACKEND_CONTEXT] = context
     return context
 
 

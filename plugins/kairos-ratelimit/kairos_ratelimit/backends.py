@@ -63,7 +63,6 @@ def open_memory(
         path = shm_dir() / segment_name(services.instance_id, identity)
         counter = _shared_counter(spec, path, config.max_keys, services)
     _open[identity] = [counter, 1]
-    counter.identity = identity  # type: ignore[attr-defined]
     return counter
 
 
@@ -79,13 +78,13 @@ def _shared_counter(
 
 def close_memory(counter: Counter) -> None:
     """Drop one user of a memory counter; the last one closes it (detaching shared memory)."""
-    identity = getattr(counter, "identity", None)
-    entry = _open.get(identity) if identity else None
-    if entry is None:
+    identity = next((key for key, entry in _open.items() if entry[0] is counter), None)
+    if identity is None:
         return
+    entry = _open[identity]
     entry[1] -= 1
     if entry[1] <= 0:
-        del _open[identity]  # type: ignore[arg-type]
+        del _open[identity]
         closer = getattr(counter, "close", None)
         if closer is not None:
             closer()

@@ -73,14 +73,18 @@ class Response:
             return self.body
         chunks: list[bytes] = []
         size = 0
+        failure: BaseException | None = None
         try:
             async for chunk in self.body:
                 size += len(chunk)
                 if limit is not None and size > limit:
                     raise BodyTooLarge(f"response body exceeds {limit} bytes")
                 chunks.append(chunk)
-        finally:
-            await self._close_iterator()
+        except BaseException as exc:  # not `finally` + `await`: see "Compiled hot path"
+            failure = exc
+        await self._close_iterator()
+        if failure is not None:
+            raise failure
         self.body = b"".join(chunks)
         self.headers.popall("Content-Length", None)
         return self.body

@@ -6,10 +6,18 @@ import asyncio
 import inspect
 from typing import Any
 
+import pytest
 from multidict import CIMultiDict
 
 from kairos_core import AuthDeferred, AuthFailure, Consumer, Response
+from kairos_core.compiled import compiled_modules
 from kairos_core.pipeline import AuthLink, auth_stage
+
+pytestmark = pytest.mark.skipif(
+    "kairos_core.context" in compiled_modules(),
+    reason="these tests hand the stage a stand-in context, and compiled code accepts only a "
+    "real RequestContext; the gateway tests of every auth plugin cover the compiled stage",
+)
 
 
 class Method:

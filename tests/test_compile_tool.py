@@ -41,3 +41,32 @@ def test_every_listed_module_exists(compile_tool: ModuleType) -> None:
     for dist, modules in compile_tool.HOT_PATH.items():
         for module in modules:
             assert (ROOT / dist / module).is_file(), f"{dist}/{module}"
+
+
+def test_listed_modules_hold_nothing_mypyc_gets_wrong(compile_tool: ModuleType) -> None:
+    for dist, modules in compile_tool.HOT_PATH.items():
+        for module in modules:
+            assert compile_tool.mypyc_hazards(ROOT / dist / module) == []
+
+
+def test_hazards_are_found(tmp_path: Path, compile_tool: ModuleType) -> None:
+    source = make(
+        tmp_path / "hazards.py",
+        "async def chunks():\n"
+        "    yield b''\n"
+        "\n"
+        "async def send(writer):\n"
+        "    try:\n"
+        "        pass\n"
+        "    finally:\n"
+        "        await writer.drain()\n"
+        "\n"
+        "async def fine():\n"
+        "    def inner():\n"
+        "        yield 1\n"
+        "    return list(inner())\n",
+    )
+    assert compile_tool.mypyc_hazards(source) == [
+        f"{source}:1: async generator chunks",
+        f"{source}:8: await in a finally block",
+    ]

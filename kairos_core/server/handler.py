@@ -105,6 +105,8 @@ class HttpEntry:
         ctx: RequestContext | None = None
         response: Response | None = None
         status, sent = CLIENT_CLOSED, 0
+        out: bool | web.StreamResponse = False
+        failure: BaseException | None = None
         try:
             routed = self._route(request, runtime, settings, rid, started, refusal)
             compression = None
@@ -123,17 +125,20 @@ class HttpEntry:
                 headers[SERVER] = settings.server_header
             out, sent = await send_response(request, response, compression)
             status = response.status
-            return out
-        finally:
-            if ctx is not None and ctx.has_cleanups:
-                await ctx.run_cleanups()
-            runtime.in_flight -= 1
-            if in_flight is not None:
-                in_flight.value -= 1
-            observer = settings.observer
-            if observer is not None:
-                client = ctx.client_ip if ctx is not None else request.protocol.client_peer  # type: ignore[union-attr]
-                observer.finish(request, ctx, response, status, sent, started, rid, client)
+        except BaseException as exc:  # not `finally` + `await`: see "Compiled hot path"
+            failure = exc
+        if ctx is not None and ctx.has_cleanups:
+            await ctx.run_cleanups()
+        runtime.in_flight -= 1
+        if in_flight is not None:
+            in_flight.value -= 1
+        observer = settings.observer
+        if observer is not None:
+            client = ctx.client_ip if ctx is not None else request.protocol.client_peer  # type: ignore[union-attr]
+            observer.finish(request, ctx, response, status, sent, started, rid, client)
+        if failure is not None:
+            raise failure
+        return out
 
     def _route(
         self,

@@ -77,14 +77,18 @@ async def send_response(
             headers[CONTENT_LENGTH] = str(len(body))
         elif status in _NO_BODY_STATUSES or status < 200:
             headers.popall(CONTENT_LENGTH, None)
+        failure: BaseException | None = None
         try:
             await writer.write(
                 _head(request, response, "", keep_alive) + (b"" if no_body else body)
             )
-        finally:
-            pending = response.close_now()
-            if pending is not None:
-                await pending
+        except BaseException as exc:  # not `finally` + `await`: see "Compiled hot path"
+            failure = exc
+        pending = response.close_now()
+        if pending is not None:
+            await pending
+        if failure is not None:
+            raise failure
         return keep_alive, 0 if no_body else len(body)
     if no_body:
         framing = ""

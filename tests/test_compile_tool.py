@@ -61,6 +61,12 @@ def test_hazards_are_found(tmp_path: Path, compile_tool: ModuleType) -> None:
         "    finally:\n"
         "        await writer.drain()\n"
         "\n"
+        "async def retry(fetch):\n"
+        "    try:\n"
+        "        return fetch()\n"
+        "    except OSError:\n"
+        "        return await fetch()\n"
+        "\n"
         "async def fine():\n"
         "    def inner():\n"
         "        yield 1\n"
@@ -69,4 +75,5 @@ def test_hazards_are_found(tmp_path: Path, compile_tool: ModuleType) -> None:
     assert compile_tool.mypyc_hazards(source) == [
         f"{source}:1: async generator chunks",
         f"{source}:8: await in a finally block",
+        f"{source}:13: await in an except block",
     ]

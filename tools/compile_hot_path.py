@@ -11,8 +11,8 @@ module keeps running (`kairos serve` warns when a compiled module is older than 
 
 Needs a C compiler, the Python headers, `mypy` (which ships mypyc) and `setuptools>=77`.
 Listed modules hold no async generators (mypyc lacks them: they live in small interpreted
-helpers such as `body_stream.py`) and no `await` in a `finally` block (mypyc's compiled block
-re-raises any exception a caller is handling); the tool refuses to compile either. `router.py`
+helpers such as `body_stream.py`) and no `await` in a `finally` or `except` block (mypyc gets
+the exception state wrong across those awaits); the tool refuses to compile any of these. `router.py`
 stays interpreted: mypyc cannot compile its generic dataclasses.
 """
 
@@ -84,8 +84,10 @@ setup(
 
 
 def mypyc_hazards(path: Path) -> list[str]:
-    """What in `path` mypyc compiles wrongly or not at all: async generators, and `await` in a
-    `finally` block (the compiled block re-raises any exception a caller is handling)."""
+    """What in `path` mypyc compiles wrongly or not at all: async generators; `await` in a
+    `finally` block (the compiled block re-raises any exception a caller is handling); `await`
+    in an `except` block (two requests suspended there restore each other's exception state,
+    and the caught exception leaks into every later one)."""
     found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.AsyncFunctionDef) and any(
@@ -98,6 +100,12 @@ def mypyc_hazards(path: Path) -> list[str]:
             for inner in ast.walk(block)
         ):
             found.append(f"{path}:{node.finalbody[0].lineno}: await in a finally block")
+        if isinstance(node, ast.ExceptHandler) and any(
+            isinstance(inner, ast.Await | ast.AsyncFor | ast.AsyncWith)
+            for statement in node.body
+            for inner in ast.walk(statement)
+        ):
+            found.append(f"{path}:{node.lineno}: await in an except block")
     return found
 
 

@@ -101,6 +101,7 @@ async def send_response(
         keep_alive = False
     head = _head(request, response, framing, keep_alive)
     sent = 0
+    broken: Exception | None = None
     try:
         async for chunk in body:
             if no_body or not chunk:
@@ -110,19 +111,19 @@ async def send_response(
             if head:
                 data, head = head + data, b""
             await writer.write(data)
-    except (ConnectionError, ClientGone):
-        await response.close()
-        raise
-    except Exception as exc:
-        await response.close()
-        log.warning("upstream body failed mid-response (%s): closing the client connection", exc)
+    except Exception as exc:  # handled below: no `await` in an except block when compiled
+        broken = exc
+    await response.close()
+    if broken is not None:
+        if isinstance(broken, ConnectionError | ClientGone):
+            raise broken
+        log.warning("upstream body failed mid-response (%s): closing the client connection", broken)
         if head:  # nothing sent yet: answer with the head so the client is not left waiting
             await writer.write(head)
         transport = request.transport
         if transport is not None:
             transport.close()
         return False, sent
-    await response.close()
     await writer.write(head + (b"0\r\n\r\n" if framing == "chunked" else b""))
     return keep_alive, sent
 

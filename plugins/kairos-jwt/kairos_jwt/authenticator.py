@@ -62,10 +62,7 @@ class JwtAuthenticator:
             if found is None:
                 return None
             token, strip = found
-            try:
-                verified = self.verifier.verify(token)
-            except (UnknownKeyId, KeysUnavailable) as exc:
-                verified = await self.verifier.verify_after_refetch(token, exc)
+            verified = await self.verifier.verify_async(token)
         except TokenRejected as rejected:  # not `exc`: mypyc types a name once per function
             raise self._failure(rejected) from None
         return self._accept(ctx, verified, strip)

@@ -73,7 +73,8 @@ class TokenVerifier:
         try:
             return self.verify(token)
         except (UnknownKeyId, KeysUnavailable) as exc:
-            return await self.verify_after_refetch(token, exc)
+            missing = exc  # awaited outside the except block (compiled code: architecture.md)
+        return await self.verify_after_refetch(token, missing)
 
     async def verify_after_refetch(self, token: str, error: TokenRejected) -> VerifiedToken:
         """After `error` (unknown kid, no keys yet): refetch remote keys, then verify again."""

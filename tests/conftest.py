@@ -8,12 +8,13 @@ pure-Python wheel, without touching the environment the tests run in.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -82,6 +83,25 @@ def install_distribution(tmp_path: Path) -> Callable[[Path], InstalledSite]:
         return InstalledSite(site)
 
     return install
+
+
+@pytest.fixture
+async def dying_backend() -> AsyncIterator[str]:
+    """URL of a backend that promises 1,000 body bytes, sends 100, then resets the connection."""
+
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 100)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(half, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.fixture

@@ -100,58 +100,41 @@ async def _exception_state() -> BaseException | None:
 
 
 async def test_failed_requests_keep_the_connection_and_leave_no_exception_state(
-    kairos_gateway: Any, echo_backend: Any, http: aiohttp.ClientSession
+    kairos_gateway: Any, echo_backend: Any, dying_backend: str, http: aiohttp.ClientSession
 ) -> None:
     """mypyc gets the exception state wrong around an `await` in `finally` or `except`
     (docs/architecture.md): after refused connections and backends dying mid-body, many at
     once, an error answer keeps its connection, the next requests succeed, and a new task sees
     no exception being handled."""
+    gw = await kairos_gateway(
+        {
+            "routes": [
+                {"path": "/dead", "upstream": {"backends": [{"url": "http://127.0.0.1:1"}]}},
+                {"path": "/half", "upstream": {"backends": [{"url": dying_backend}]}},
+                {"path": "/ok", "upstream": {"backends": [{"url": echo_backend.url}]}},
+            ]
+        }
+    )
 
-    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 100)
-        await writer.drain()
-        await asyncio.sleep(0.05)
-        writer.transport.abort()
+    async def status(path: str) -> int:
+        try:
+            async with http.get(gw.url + path) as response:
+                await response.read()
+                return response.status
+        except aiohttp.ClientPayloadError:
+            return -1  # the cut body, as the client must see it
 
-    server = await asyncio.start_server(half, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        gw = await kairos_gateway(
-            {
-                "routes": [
-                    {"path": "/dead", "upstream": {"backends": [{"url": "http://127.0.0.1:1"}]}},
-                    {
-                        "path": "/half",
-                        "upstream": {"backends": [{"url": f"http://127.0.0.1:{port}"}]},
-                    },
-                    {"path": "/ok", "upstream": {"backends": [{"url": echo_backend.url}]}},
-                ]
-            }
-        )
-
-        async def status(path: str) -> int:
-            try:
-                async with http.get(gw.url + path) as response:
-                    await response.read()
-                    return response.status
-            except aiohttp.ClientPayloadError:
-                return -1  # the cut body, as the client must see it
-
-        host, port_text = gw.url.removeprefix("http://").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port_text))
-        for _ in range(3):  # an error answer keeps the connection: nothing was re-raised late
-            writer.write(b"GET /dead HTTP/1.1\r\nHost: a\r\n\r\n")
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            assert head.startswith(b"HTTP/1.1 502 "), head
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-        writer.close()
-        statuses = await asyncio.gather(*(status(p) for p in ["/dead", "/half"] * 10))
-        assert set(statuses[0::2]) <= {502, 503}, statuses
-        assert set(statuses[1::2]) == {-1}, statuses
-        assert await asyncio.gather(*(status("/ok") for _ in range(10))) == [200] * 10
-        assert await asyncio.create_task(_exception_state()) is None
-    finally:
-        server.close()
-        await server.wait_closed()
+    host, port = gw.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    for _ in range(3):  # an error answer keeps the connection: nothing was re-raised late
+        writer.write(b"GET /dead HTTP/1.1\r\nHost: a\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 502 "), head
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+    writer.close()
+    statuses = await asyncio.gather(*(status(p) for p in ["/dead", "/half"] * 10))
+    assert set(statuses[0::2]) <= {502, 503}, statuses
+    assert set(statuses[1::2]) == {-1}, statuses
+    assert await asyncio.gather(*(status("/ok") for _ in range(10))) == [200] * 10
+    assert await asyncio.create_task(_exception_state()) is None

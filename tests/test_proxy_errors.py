@@ -96,39 +96,21 @@ async def test_backend_resetting_before_headers_is_502(kairos_gateway, http) -> 
         await server.wait_closed()
 
 
-async def test_backend_dying_mid_response_cuts_the_client_cleanly(kairos_gateway, http) -> None:
-    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 100)
-        await writer.drain()
-        await asyncio.sleep(0.05)
-        writer.transport.abort()
-
-    server = await asyncio.start_server(half, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        gw = await kairos_gateway(
-            {
-                "routes": [
-                    {
-                        "path": "/half",
-                        "upstream": {"backends": [{"url": f"http://127.0.0.1:{port}"}]},
-                    },
-                ]
-            }
-        )
-        async with http.get(gw.url + "/half") as response:
-            assert response.status == 200
-            try:
-                await response.read()
-                raise AssertionError("a truncated body must not look complete")
-            except aiohttp.ClientPayloadError:
-                pass
-        async with http.get(gw.url + "/other") as response:
-            assert response.status == 404  # the gateway keeps serving
-    finally:
-        server.close()
-        await server.wait_closed()
+async def test_backend_dying_mid_response_cuts_the_client_cleanly(
+    kairos_gateway, http, dying_backend
+) -> None:
+    gw = await kairos_gateway(
+        {"routes": [{"path": "/half", "upstream": {"backends": [{"url": dying_backend}]}}]}
+    )
+    async with http.get(gw.url + "/half") as response:
+        assert response.status == 200
+        try:
+            await response.read()
+            raise AssertionError("a truncated body must not look complete")
+        except aiohttp.ClientPayloadError:
+            pass
+    async with http.get(gw.url + "/other") as response:
+        assert response.status == 404  # the gateway keeps serving
 
 
 async def test_streaming_outlives_total_timeout_but_not_idle_timeout(

@@ -12,8 +12,8 @@ module keeps running (`kairos serve` warns when a compiled module is older than 
 Needs a C compiler, the Python headers, `mypy` (which ships mypyc) and `setuptools>=77`.
 Listed modules hold no async generators (mypyc lacks them: they live in small interpreted
 helpers such as `body_stream.py`) and no `await` in a `finally` or `except` block (mypyc gets
-the exception state wrong across those awaits); the tool refuses to compile any of these. `router.py`
-stays interpreted: mypyc cannot compile its generic dataclasses.
+the exception state wrong across those awaits); the tool refuses to compile any of these.
+`router.py` stays interpreted: mypyc cannot compile its generic dataclasses.
 """
 
 from __future__ import annotations
@@ -94,19 +94,20 @@ def mypyc_hazards(path: Path) -> list[str]:
             isinstance(inner, ast.Yield | ast.YieldFrom) for inner in _own_nodes(node)
         ):
             found.append(f"{path}:{node.lineno}: async generator {node.name}")
-        if isinstance(node, ast.Try | ast.TryStar) and any(
-            isinstance(inner, ast.Await | ast.AsyncFor | ast.AsyncWith)
-            for block in node.finalbody
-            for inner in ast.walk(block)
-        ):
+        if isinstance(node, ast.Try | ast.TryStar) and _awaits(node.finalbody):
             found.append(f"{path}:{node.finalbody[0].lineno}: await in a finally block")
-        if isinstance(node, ast.ExceptHandler) and any(
-            isinstance(inner, ast.Await | ast.AsyncFor | ast.AsyncWith)
-            for statement in node.body
-            for inner in ast.walk(statement)
-        ):
+        if isinstance(node, ast.ExceptHandler) and _awaits(node.body):
             found.append(f"{path}:{node.lineno}: await in an except block")
     return found
+
+
+def _awaits(statements: list[ast.stmt]) -> bool:
+    """Whether `statements` await anything (`await`, `async for`, `async with`)."""
+    return any(
+        isinstance(inner, ast.Await | ast.AsyncFor | ast.AsyncWith)
+        for statement in statements
+        for inner in ast.walk(statement)
+    )
 
 
 def _own_nodes(function: ast.AsyncFunctionDef) -> list[ast.AST]:

@@ -3,6 +3,7 @@
     python bench/run.py                 # full run (~15 min), writes bench/results/<time>.md
     python bench/run.py --smoke         # wiring check (~4 min)
     python bench/run.py --compiled      # also a mypyc-compiled copy (tools/compile_hot_path.py)
+    python bench/run.py --instructions  # also instructions per request (callgrind, ~20 min more)
     nox -s bench                        # the same in a fresh environment
 
 Only ratios and CPU µs per request from one run mean anything on a shared machine.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,6 +132,57 @@ def fixed_load(kairos: str, tree: Path | None) -> str:
         nginx.wait(10)
 
 
+def instruction_counts(kairos: str, tree: Path | None) -> str:
+    """User-space instructions per request under callgrind, Kairos beside the aiohttp anchor."""
+    backend = subprocess.Popen(
+        ["nginx", "-c", "/tmp/benchlab/run/backend.conf"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    path = f"/api/item?id=1&access_token={token()}"
+    config = HERE / "configs"
+    anchor = f"{sys.executable} {HERE / 'anchors' / 'minimal_aiohttp_proxy.py'} --port 27085 "
+    anchor += "--upstream http://127.0.0.1:27080 --loop uvloop"
+    targets: list[tuple[str, list[str], Path]] = [
+        ("minimal aiohttp + uvloop proxy", ["--command", anchor, "27085"], ROOT),
+        ("kairos-bare", [str(config / "bare.yaml"), "27090"], ROOT),
+        ("kairos-full", [str(config / "full.yaml"), "27092"], ROOT),
+    ]
+    if tree is not None:
+        targets += [
+            ("kairos-bare-mypyc", [str(config / "bare.yaml"), "27090"], tree),
+            ("kairos-full-mypyc", [str(config / "full.yaml"), "27092"], tree),
+        ]
+    rows: list[tuple[str, int | None]] = []
+    try:
+        time.sleep(1)
+        for name, args, root in targets:
+            result = subprocess.run(
+                ["bash", str(HERE / "count_instructions.sh"), *args, path],
+                env={**os.environ, "KAIROS": kairos, "ROOT": str(root)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            found = re.search(r"(\d+) instructions per request", result.stdout)
+            rows.append((name, int(found.group(1)) if found else None))
+    finally:
+        backend.terminate()
+        backend.wait(10)
+    anchor_count = rows[0][1]
+    lines = ["| target | instructions per request | ratio to minimal aiohttp |", "|---|---:|---:|"]
+    for name, count in rows:
+        if count is None:
+            lines.append(f"| {name} | failed | |")
+            continue
+        ratio = f"{count / anchor_count:.2f}" if anchor_count else ""
+        lines.append(f"| {name} | {count:,} | {ratio} |")
+    return "\n".join(lines) + (
+        "\n\nuser space only (the kernel's share is not counted); the same for the same code "
+        "and inputs on any load, unlike CPU µs\n"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="one short rep: checks the wiring")
@@ -137,6 +190,11 @@ def main() -> int:
     parser.add_argument("--no-proxy", action="store_true", help="microbenchmarks only")
     parser.add_argument(
         "--compiled", action="store_true", help="also a copy compiled with mypyc, same run"
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also instructions per request under callgrind (needs valgrind)",
     )
     args = parser.parse_args()
     kairos = shutil.which("kairos", path=str(Path(sys.executable).parent)) or "kairos"
@@ -165,6 +223,12 @@ def main() -> int:
         report += [
             "## Latency at a fixed load (hey -c 50 -q 40, 2,000 req/s, 10 s)\n",
             fixed_load(kairos, tree),
+            "",
+        ]
+    if args.instructions and not args.no_proxy and shutil.which("valgrind"):
+        report += [
+            "## Instructions per request (callgrind, hey -c 10, 3,000 requests)\n",
+            instruction_counts(kairos, tree),
             "",
         ]
     for title, script in (

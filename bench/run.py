@@ -12,6 +12,7 @@ Only ratios and CPU µs per request from one run mean anything on a shared machi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -85,12 +87,24 @@ def _p99(output: str) -> float:
     return float("nan")
 
 
+@contextlib.contextmanager
+def anchor_backend() -> Iterator[None]:
+    """The proxy comparison's nginx backend on 127.0.0.1:27080 (config by proxy_anchors.sh)."""
+    nginx = subprocess.Popen(
+        ["nginx", "-c", "/tmp/benchlab/run/backend.conf"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+@anchor_backend()
 def fixed_load(kairos: str, tree: Path | None) -> str:
     """p50/p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
-    backend_conf = "/tmp/benchlab/run/backend.conf"
-    nginx = subprocess.Popen(
-        ["nginx", "-c", backend_conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     bare = str(HERE / "configs" / "bare.yaml")
     gateways = [
         subprocess.Popen(
@@ -126,19 +140,12 @@ def fixed_load(kairos: str, tree: Path | None) -> str:
     finally:
         for gateway in gateways:
             gateway.terminate()
-        nginx.terminate()
         for gateway in gateways:
             gateway.wait(10)
-        nginx.wait(10)
 
 
 def instruction_counts(kairos: str, tree: Path | None) -> str:
     """User-space instructions per request under callgrind, Kairos beside the aiohttp anchor."""
-    backend = subprocess.Popen(
-        ["nginx", "-c", "/tmp/benchlab/run/backend.conf"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     path = f"/api/item?id=1&access_token={token()}"
     config = HERE / "configs"
     anchor = f"{sys.executable} {HERE / 'anchors' / 'minimal_aiohttp_proxy.py'} --port 27085 "
@@ -154,7 +161,7 @@ def instruction_counts(kairos: str, tree: Path | None) -> str:
             ("kairos-full-mypyc", [str(config / "full.yaml"), "27092"], tree),
         ]
     rows: list[tuple[str, int | str]] = []  # (target, its count or why there is none)
-    try:
+    with anchor_backend():
         time.sleep(1)
         for name, args, root in targets:
             result = subprocess.run(
@@ -167,9 +174,6 @@ def instruction_counts(kairos: str, tree: Path | None) -> str:
             found = re.search(r"(\d+) instructions per request", result.stdout)
             failure = (result.stderr.strip().splitlines() or ["no count printed"])[-1]
             rows.append((name, int(found.group(1)) if found else failure))
-    finally:
-        backend.terminate()
-        backend.wait(10)
     anchor_count = rows[0][1]
     lines = ["| target | instructions per request | ratio to minimal aiohttp |", "|---|---:|---:|"]
     for name, count in rows:

@@ -11,6 +11,7 @@ the request); if no route takes it, the result lists the methods that would have
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -62,14 +63,21 @@ class _Entry(Generic[T]):
 
 
 class _Node(Generic[T]):
+    """One path segment's node; containers stay None until used (fewer objects per lookup)."""
+
     __slots__ = ("catch_all", "exact", "param", "prefix", "static")
 
     def __init__(self) -> None:
-        self.static: dict[str, _Node[T]] = {}
+        self.static: dict[str, _Node[T]] | None = None
         self.param: _Node[T] | None = None
-        self.exact: list[_Entry[T]] = []
-        self.prefix: list[_Entry[T]] = []
-        self.catch_all: list[_Entry[T]] = []
+        self.exact: list[_Entry[T]] | None = None
+        self.prefix: list[_Entry[T]] | None = None
+        self.catch_all: list[_Entry[T]] | None = None
+
+
+def _added(entries: list[_Entry[T]] | None, entry: _Entry[T]) -> list[_Entry[T]]:
+    """`entries` with `entry` in precedence order (header conditions first, then config order)."""
+    return sorted([*(entries or ()), entry], key=_Entry.sort_key)
 
 
 def parse_pattern(path: str) -> list[tuple[int, str]]:
@@ -99,7 +107,7 @@ def parse_pattern(path: str) -> list[tuple[int, str]]:
         elif "{" in part or "}" in part:
             raise PatternError(f"{path!r}: a parameter must fill a whole segment: {part!r}")
         else:
-            out.append((0, normalize_segment(part)))
+            out.append((0, sys.intern(normalize_segment(part))))
     return out
 
 
@@ -113,18 +121,20 @@ class _Trie(Generic[T]):
         node = self.root
         for kind, text in segments:
             if kind == _CATCH_ALL:
-                node.catch_all.append(entry)
-                node.catch_all.sort(key=_Entry.sort_key)
+                node.catch_all = _added(node.catch_all, entry)
                 return
             if kind == _PARAM:
                 if node.param is None:
                     node.param = _Node()
                 node = node.param
             else:
+                if node.static is None:
+                    node.static = {}
                 node = node.static.setdefault(text, _Node())
-        target = node.prefix if entry.spec.prefix else node.exact
-        target.append(entry)
-        target.sort(key=_Entry.sort_key)
+        if entry.spec.prefix:
+            node.prefix = _added(node.prefix, entry)
+        else:
+            node.exact = _added(node.exact, entry)
 
     def lookup(
         self,
@@ -146,27 +156,32 @@ def _search(
     allowed: set[str],
 ) -> RouteMatch[T] | None:
     if i == len(segs):
-        found = _pick(node.exact, values, None, method, headers, allowed, segs)
-        if found is None and node.prefix:
+        found = None
+        if node.exact is not None:
+            found = _pick(node.exact, values, None, method, headers, allowed, segs)
+        if found is None and node.prefix is not None:
             found = _pick(node.prefix, values, None, method, headers, allowed, segs)
         return found
     seg = segs[i]
-    child = node.static.get(seg)
-    if child is not None:
-        found = _search(child, segs, i + 1, values, method, headers, allowed)
-        if found is not None:
-            return found
-    if node.param is not None and seg:
+    static = node.static
+    if static is not None:
+        child = static.get(seg)
+        if child is not None:
+            found = _search(child, segs, i + 1, values, method, headers, allowed)
+            if found is not None:
+                return found
+    param = node.param
+    if param is not None and seg:
         values.append(seg)
-        found = _search(node.param, segs, i + 1, values, method, headers, allowed)
+        found = _search(param, segs, i + 1, values, method, headers, allowed)
         values.pop()
         if found is not None:
             return found
-    if node.catch_all:
+    if node.catch_all is not None:
         found = _pick(node.catch_all, values, "/".join(segs[i:]), method, headers, allowed, segs)
         if found is not None:
             return found
-    if node.prefix:
+    if node.prefix is not None:
         return _pick(node.prefix, values, None, method, headers, allowed, segs)
     return None
 

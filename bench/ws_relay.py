@@ -5,17 +5,23 @@
 The backend is an aiohttp echo server in its own process, the gateway `kairos serve` in
 another, the load generator (50 connections, each sending its next message when the echo of
 the last arrives) in this one. Only the ratio means anything.
+
+Two placements, each direct then through: pinned as in the proxy comparison (the gateway alone
+on CPU 0, the backend and the load generator on CPU 1), and unpinned (the three processes
+share both CPUs, so the gateway's CPU per message comes out of what direct had to itself).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -64,6 +70,45 @@ async def relay(url: str, connections: int, seconds: float, size: int) -> float:
         return sum(counts) / (time.monotonic() - started)
 
 
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` that runs the child on `cpus` (None: no pinning)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def measure(
+    kairos: str, config: Path, ports: tuple[int, int], args: argparse.Namespace, pin: bool
+) -> tuple[float, float]:
+    """Messages per second direct and through the gateway, in one placement."""
+    backend_port, gateway_port = ports
+    gateway_cpus, load_cpus = ({0}, {1}) if pin else (None, None)
+    backend = subprocess.Popen(
+        [sys.executable, "-c", BACKEND, str(backend_port)], preexec_fn=pinned(load_cpus)
+    )
+    gateway = subprocess.Popen(
+        [kairos, "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=pinned(gateway_cpus),
+    )
+    own_cpus = os.sched_getaffinity(0)
+    try:
+        asyncio.run(wait_for_port(backend_port))
+        asyncio.run(wait_for_port(gateway_port))
+        os.sched_setaffinity(0, load_cpus or own_cpus)
+        rates = []
+        for port in ports:
+            url = f"ws://127.0.0.1:{port}/ws"
+            rates.append(asyncio.run(relay(url, args.connections, args.seconds, args.size)))
+    finally:
+        os.sched_setaffinity(0, own_cpus)
+        for process in (gateway, backend):
+            process.terminate()
+            process.wait(10)
+    return rates[0], rates[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=50)
@@ -79,37 +124,25 @@ def main() -> int:
         "routes:\n"
         f"  - {{name: ws, prefix: /, upstream: {{backends: [{{url: 'http://127.0.0.1:{backend_port}'}}]}}}}\n"
     )
+    placements = [("pinned: gateway on CPU 0, backend and load on CPU 1", True)]
+    if os.cpu_count() == 1 or not {0, 1} <= os.sched_getaffinity(0):
+        placements = []
+    placements.append(("unpinned: three processes share the CPUs", False))
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "ws.yaml"
         config_path.write_text(config)
-        backend = subprocess.Popen([sys.executable, "-c", BACKEND, str(backend_port)])
-        gateway = subprocess.Popen(
-            [kairos, "serve", "--config", str(config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            asyncio.run(wait_for_port(backend_port))
-            asyncio.run(wait_for_port(gateway_port))
-            direct = asyncio.run(
-                relay(
-                    f"ws://127.0.0.1:{backend_port}/ws", args.connections, args.seconds, args.size
-                )
-            )
-            through = asyncio.run(
-                relay(
-                    f"ws://127.0.0.1:{gateway_port}/ws", args.connections, args.seconds, args.size
-                )
-            )
-        finally:
-            for process in (gateway, backend):
-                process.terminate()
-                process.wait(10)
-    print("| path | messages/s |")
-    print("|---|---:|")
-    print(f"| direct to the backend | {direct:,.0f} |")
-    print(f"| through kairos | {through:,.0f} |")
-    print(f"\nthrough ÷ direct: {through / direct:.2f} (target >= 0.50)")
+        for name, pin in placements:
+            direct, through = measure(kairos, config_path, (backend_port, gateway_port), args, pin)
+            rows.append((name, direct, through))
+    print("| placement | direct to the backend (messages/s) | through kairos | through ÷ direct |")
+    print("|---|---:|---:|---:|")
+    for name, direct, through in rows:
+        print(f"| {name} | {direct:,.0f} | {through:,.0f} | {through / direct:.2f} |")
+    print(
+        f"\nthrough ÷ direct, {rows[0][0].partition(':')[0]}: "
+        f"{rows[0][2] / rows[0][1]:.2f} (target >= 0.50)"
+    )
     return 0
 
 

@@ -52,14 +52,19 @@ class RouteMatch(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class _Entry(Generic[T]):
+    """A route as the lookup reads it: what `_pick` needs without touching the spec."""
+
     spec: RouteSpec[T]
     order: int
     param_names: tuple[str, ...]
     catch_all: str | None
     prefix_path: str
+    target: T
+    methods: frozenset[str] | None
+    headers: tuple[tuple[str, str], ...] | None
 
     def sort_key(self) -> tuple[int, int]:
-        return (0 if self.spec.headers else 1, self.order)
+        return (0 if self.headers else 1, self.order)
 
 
 class _Node(Generic[T]):
@@ -196,16 +201,17 @@ def _pick(
     segs: Sequence[str],
 ) -> RouteMatch[T] | None:
     for entry in entries:
-        spec = entry.spec
-        if spec.headers and any(headers.get(k) != v for k, v in spec.headers.items()):
+        conditions = entry.headers
+        if conditions is not None and any(headers.get(k) != v for k, v in conditions):
             continue
-        if spec.methods is not None and method not in spec.methods:
-            allowed.update(spec.methods)
+        methods = entry.methods
+        if methods is not None and method not in methods:
+            allowed.update(methods)
             continue
         params = dict(zip(entry.param_names, values, strict=True)) if entry.param_names else {}
         if entry.catch_all is not None:
             params[entry.catch_all] = rest or ""
-        return RouteMatch(spec.target, params, entry.prefix_path)
+        return RouteMatch(entry.target, params, entry.prefix_path)
     return None
 
 
@@ -239,6 +245,7 @@ class Router(Generic[T]):
     def __init__(self, routes: Iterable[RouteSpec[T]]) -> None:
         slots: dict[int, _Slot[T]] = {}
         uses_headers = False
+        shared_names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct list
         for order, spec in enumerate(routes):
             uses_headers = uses_headers or bool(spec.headers)
             path = spec.path.rstrip("/") or "/" if spec.prefix else spec.path
@@ -246,12 +253,16 @@ class Router(Generic[T]):
             kinds = [kind for kind, _ in segments]
             if spec.prefix and kinds and kinds[-1] == _CATCH_ALL:
                 raise PatternError(f"{spec.path!r}: a prefix cannot end in a catch-all")
+            names = tuple(text for kind, text in segments if kind == _PARAM)
             entry = _Entry(
                 spec=spec,
                 order=order,
-                param_names=tuple(text for kind, text in segments if kind == _PARAM),
+                param_names=shared_names.setdefault(names, names),
                 catch_all=next((text for kind, text in segments if kind == _CATCH_ALL), None),
                 prefix_path=path.rstrip("/") if spec.prefix else "",
+                target=spec.target,
+                methods=spec.methods,
+                headers=tuple(spec.headers.items()) or None,
             )
             if spec.prefix and segments == [(0, "")]:
                 segments = []  # prefix "/" matches everything

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -87,13 +87,21 @@ def _p99(output: str) -> float:
     return float("nan")
 
 
+def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` that runs the child on `cpus` (None: wherever the kernel likes)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 @contextlib.contextmanager
 def anchor_backend() -> Iterator[None]:
-    """The proxy comparison's nginx backend on 127.0.0.1:27080 (config by proxy_anchors.sh)."""
+    """The proxy comparison's nginx backend on 127.0.0.1:27080, on CPU 1 as it is there."""
     nginx = subprocess.Popen(
         ["nginx", "-c", "/tmp/benchlab/run/backend.conf"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=on_cpus({1} if {0, 1} <= os.sched_getaffinity(0) else None),
     )
     try:
         yield
@@ -102,27 +110,47 @@ def anchor_backend() -> Iterator[None]:
         nginx.wait(10)
 
 
+LOAD_PLACEMENTS: list[tuple[str, set[int] | None, set[int] | None]] = [
+    ("pinned (gateway on CPU 0, hey on CPU 1)", {0}, {1}),
+    ("unpinned (gateway and hey on both CPUs)", None, None),
+]
+"""Where the gateway and the load generator run: as in the proxy comparison, and not pinned."""
+
+
 @anchor_backend()
 def fixed_load(kairos: str, tree: Path | None) -> str:
-    """p50/p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
+    """p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
+    placements = LOAD_PLACEMENTS if {0, 1} <= os.sched_getaffinity(0) else LOAD_PLACEMENTS[1:]
+    lines = ["| placement | target | p99 ms | added over direct |", "|---|---|---:|---:|"]
+    for placement, gateway_cpus, load_cpus in placements:
+        rows = fixed_load_round(kairos, tree, gateway_cpus, load_cpus)
+        lines += [f"| {placement} | {n} | {v:.2f} | {v - rows[0][1]:.2f} |" for n, v in rows]
+    return "\n".join(lines) + "\n\ntarget: p99 added by the gateway <= 2 ms\n"
+
+
+def fixed_load_round(
+    kairos: str, tree: Path | None, gateway_cpus: set[int] | None, load_cpus: set[int] | None
+) -> list[tuple[str, float]]:
+    """(target, p99 ms) for the backend direct and each gateway, in one placement."""
     bare = str(HERE / "configs" / "bare.yaml")
-    gateways = [
-        subprocess.Popen(
-            [kairos, "serve", "--config", bare],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    ]
+    commands = [[kairos, "serve", "--config", bare]]
     targets = [
         ("backend direct", "http://127.0.0.1:27080/api/item?id=1"),
         ("kairos-bare", "http://127.0.0.1:27090/api/item?id=1"),
     ]
     if tree is not None:
         command = f"{compiled_prefix(tree)} {kairos} serve --config {bare} --port 27095"
-        gateways.append(
-            subprocess.Popen(command.split(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        )
+        commands.append(command.split())
         targets.append(("kairos-bare-mypyc", "http://127.0.0.1:27095/api/item?id=1"))
+    gateways = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=on_cpus(gateway_cpus),
+        )
+        for command in commands
+    ]
     try:
         time.sleep(3)
         rows = []
@@ -132,11 +160,10 @@ def fixed_load(kairos: str, tree: Path | None) -> str:
                 capture_output=True,
                 text=True,
                 check=False,
+                preexec_fn=on_cpus(load_cpus),
             ).stdout
             rows.append((name, _p99(out)))
-        lines = ["| target | p99 ms | added over direct |", "|---|---:|---:|"]
-        lines += [f"| {n} | {v:.2f} | {v - rows[0][1]:.2f} |" for n, v in rows]
-        return "\n".join(lines) + "\n\ntarget: p99 added by the gateway <= 2 ms\n"
+        return rows
     finally:
         for gateway in gateways:
             gateway.terminate()

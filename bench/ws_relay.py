@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from run import on_cpus
 
 from kairos_core.testing import free_port, wait_for_port
 
@@ -70,13 +70,6 @@ async def relay(url: str, connections: int, seconds: float, size: int) -> float:
         return sum(counts) / (time.monotonic() - started)
 
 
-def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
-    """A `preexec_fn` that runs the child on `cpus` (None: no pinning)."""
-    if cpus is None:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
-
-
 def measure(
     kairos: str, config: Path, ports: tuple[int, int], args: argparse.Namespace, pin: bool
 ) -> tuple[float, float]:
@@ -84,13 +77,13 @@ def measure(
     backend_port, gateway_port = ports
     gateway_cpus, load_cpus = ({0}, {1}) if pin else (None, None)
     backend = subprocess.Popen(
-        [sys.executable, "-c", BACKEND, str(backend_port)], preexec_fn=pinned(load_cpus)
+        [sys.executable, "-c", BACKEND, str(backend_port)], preexec_fn=on_cpus(load_cpus)
     )
     gateway = subprocess.Popen(
         [kairos, "serve", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=pinned(gateway_cpus),
+        preexec_fn=on_cpus(gateway_cpus),
     )
     own_cpus = os.sched_getaffinity(0)
     try:

@@ -96,19 +96,28 @@ def on_cpus(cpus: set[int] | None) -> Callable[[], None] | None:
 
 
 @contextlib.contextmanager
-def anchor_backend() -> Iterator[None]:
-    """The proxy comparison's nginx backend on 127.0.0.1:27080, on CPU 1 as it is there."""
-    nginx = subprocess.Popen(
-        ["nginx", "-c", "/tmp/benchlab/run/backend.conf"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=on_cpus({1} if {0, 1} <= os.sched_getaffinity(0) else None),
+def started(command: list[str], cpus: set[int] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process (output discarded) for the block; terminated, or killed, when it ends."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=on_cpus(cpus)
     )
     try:
-        yield
+        yield process
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def anchor_backend() -> Iterator[None]:
+    """The proxy comparison's nginx backend on 127.0.0.1:27080, on CPU 1 as it is there."""
+    cpus = {1} if {0, 1} <= os.sched_getaffinity(0) else None
+    with started(["nginx", "-c", "/tmp/benchlab/run/backend.conf"], cpus):
+        yield
 
 
 LOAD_PLACEMENTS: list[tuple[str, set[int] | None, set[int] | None]] = [
@@ -140,19 +149,12 @@ def fixed_load_round(
         ("kairos-bare", "http://127.0.0.1:27090/api/item?id=1"),
     ]
     if tree is not None:
-        command = f"{compiled_prefix(tree)} {kairos} serve --config {bare} --port 27095"
-        commands.append(command.split())
+        compiled = f"{compiled_prefix(tree)} {kairos} serve --config {bare} --port 27095"
+        commands.append(compiled.split())
         targets.append(("kairos-bare-mypyc", "http://127.0.0.1:27095/api/item?id=1"))
-    gateways = [
-        subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=on_cpus(gateway_cpus),
-        )
-        for command in commands
-    ]
-    try:
+    with contextlib.ExitStack() as gateways:
+        for gateway in commands:
+            gateways.enter_context(started(gateway, gateway_cpus))
         time.sleep(3)
         rows = []
         for name, url in targets:
@@ -165,11 +167,6 @@ def fixed_load_round(
             ).stdout
             rows.append((name, _p99(out)))
         return rows
-    finally:
-        for gateway in gateways:
-            gateway.terminate()
-        for gateway in gateways:
-            gateway.wait(10)
 
 
 def instruction_counts(kairos: str, tree: Path | None) -> str:

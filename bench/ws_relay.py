@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-from run import on_cpus
+from run import started
 
 from kairos_core.testing import free_port, wait_for_port
 
@@ -76,29 +75,19 @@ def measure(
     """Messages per second direct and through the gateway, in one placement."""
     backend_port, gateway_port = ports
     gateway_cpus, load_cpus = ({0}, {1}) if pin else (None, None)
-    backend = subprocess.Popen(
-        [sys.executable, "-c", BACKEND, str(backend_port)], preexec_fn=on_cpus(load_cpus)
-    )
-    gateway = subprocess.Popen(
-        [kairos, "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=on_cpus(gateway_cpus),
-    )
+    load = (args.connections, args.seconds, args.size)
     own_cpus = os.sched_getaffinity(0)
-    try:
+    with (
+        started([sys.executable, "-c", BACKEND, str(backend_port)], load_cpus),
+        started([kairos, "serve", "--config", str(config)], gateway_cpus),
+    ):
         asyncio.run(wait_for_port(backend_port))
         asyncio.run(wait_for_port(gateway_port))
         os.sched_setaffinity(0, load_cpus or own_cpus)
-        rates = []
-        for port in ports:
-            url = f"ws://127.0.0.1:{port}/ws"
-            rates.append(asyncio.run(relay(url, args.connections, args.seconds, args.size)))
-    finally:
-        os.sched_setaffinity(0, own_cpus)
-        for process in (gateway, backend):
-            process.terminate()
-            process.wait(10)
+        try:
+            rates = [asyncio.run(relay(f"ws://127.0.0.1:{port}/ws", *load)) for port in ports]
+        finally:
+            os.sched_setaffinity(0, own_cpus)
     return rates[0], rates[1]
 
 

@@ -115,24 +115,35 @@ def started(command: list[str], cpus: set[int] | None = None) -> Iterator[subpro
 @contextlib.contextmanager
 def anchor_backend() -> Iterator[None]:
     """The proxy comparison's nginx backend on 127.0.0.1:27080, on CPU 1 as it is there."""
-    cpus = {1} if {0, 1} <= os.sched_getaffinity(0) else None
-    with started(["nginx", "-c", "/tmp/benchlab/run/backend.conf"], cpus):
+    with started(["nginx", "-c", "/tmp/benchlab/run/backend.conf"], {1} if can_pin() else None):
         yield
 
 
-LOAD_PLACEMENTS: list[tuple[str, set[int] | None, set[int] | None]] = [
-    ("pinned (gateway on CPU 0, hey on CPU 1)", {0}, {1}),
-    ("unpinned (gateway and hey on both CPUs)", None, None),
+Placement = tuple[str, set[int] | None, set[int] | None]
+"""(name, the gateway's CPUs, the load generator's CPUs); None: not pinned."""
+
+PLACEMENTS: list[Placement] = [
+    ("pinned (gateway on CPU 0, load and backend on CPU 1)", {0}, {1}),
+    ("unpinned (gateway and load on both CPUs)", None, None),
 ]
-"""Where the gateway and the load generator run: as in the proxy comparison, and not pinned."""
+"""As in the proxy comparison, and left to the kernel."""
+
+
+def can_pin() -> bool:
+    """CPUs 0 and 1 are ours, so the proxy comparison's placement can be used."""
+    return {0, 1} <= os.sched_getaffinity(0)
+
+
+def placements() -> list[Placement]:
+    """The placements this machine allows (unpinned only on a single CPU)."""
+    return PLACEMENTS if can_pin() else PLACEMENTS[1:]
 
 
 @anchor_backend()
 def fixed_load(kairos: str, tree: Path | None) -> str:
     """p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
-    placements = LOAD_PLACEMENTS if {0, 1} <= os.sched_getaffinity(0) else LOAD_PLACEMENTS[1:]
     lines = ["| placement | target | p99 ms | added over direct |", "|---|---|---:|---:|"]
-    for placement, gateway_cpus, load_cpus in placements:
+    for placement, gateway_cpus, load_cpus in placements():
         rows = fixed_load_round(kairos, tree, gateway_cpus, load_cpus)
         lines += [f"| {placement} | {n} | {v:.2f} | {v - rows[0][1]:.2f} |" for n, v in rows]
     return "\n".join(lines) + "\n\ntarget: p99 added by the gateway <= 2 ms\n"

@@ -52,9 +52,8 @@ class RouteMatch(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class _Entry(Generic[T]):
-    """A route as the lookup reads it: what `_pick` needs without touching the spec."""
+    """A route as the lookup reads it: copied from its spec so a match reads only this."""
 
-    spec: RouteSpec[T]
     order: int
     param_names: tuple[str, ...]
     catch_all: str | None
@@ -62,6 +61,7 @@ class _Entry(Generic[T]):
     target: T
     methods: frozenset[str] | None
     headers: tuple[tuple[str, str], ...] | None
+    prefix: bool
 
     def sort_key(self) -> tuple[int, int]:
         return (0 if self.headers else 1, self.order)
@@ -136,7 +136,7 @@ class _Trie(Generic[T]):
                 if node.static is None:
                     node.static = {}
                 node = node.static.setdefault(text, _Node())
-        if entry.spec.prefix:
+        if entry.prefix:
             node.prefix = _added(node.prefix, entry)
         else:
             node.exact = _added(node.exact, entry)
@@ -163,9 +163,9 @@ def _search(
     if i == len(segs):
         found = None
         if node.exact is not None:
-            found = _pick(node.exact, values, None, method, headers, allowed, segs)
+            found = _pick(node.exact, values, None, method, headers, allowed)
         if found is None and node.prefix is not None:
-            found = _pick(node.prefix, values, None, method, headers, allowed, segs)
+            found = _pick(node.prefix, values, None, method, headers, allowed)
         return found
     seg = segs[i]
     static = node.static
@@ -183,11 +183,11 @@ def _search(
         if found is not None:
             return found
     if node.catch_all is not None:
-        found = _pick(node.catch_all, values, "/".join(segs[i:]), method, headers, allowed, segs)
+        found = _pick(node.catch_all, values, "/".join(segs[i:]), method, headers, allowed)
         if found is not None:
             return found
     if node.prefix is not None:
-        return _pick(node.prefix, values, None, method, headers, allowed, segs)
+        return _pick(node.prefix, values, None, method, headers, allowed)
     return None
 
 
@@ -198,7 +198,6 @@ def _pick(
     method: str,
     headers: Mapping[str, str],
     allowed: set[str],
-    segs: Sequence[str],
 ) -> RouteMatch[T] | None:
     for entry in entries:
         conditions = entry.headers
@@ -255,7 +254,6 @@ class Router(Generic[T]):
                 raise PatternError(f"{spec.path!r}: a prefix cannot end in a catch-all")
             names = tuple(text for kind, text in segments if kind == _PARAM)
             entry = _Entry(
-                spec=spec,
                 order=order,
                 param_names=shared_names.setdefault(names, names),
                 catch_all=next((text for kind, text in segments if kind == _CATCH_ALL), None),
@@ -263,6 +261,7 @@ class Router(Generic[T]):
                 target=spec.target,
                 methods=spec.methods,
                 headers=tuple(spec.headers.items()) or None,
+                prefix=spec.prefix,
             )
             if spec.prefix and segments == [(0, "")]:
                 segments = []  # prefix "/" matches everything

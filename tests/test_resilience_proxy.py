@@ -344,7 +344,14 @@ async def test_ten_thousand_requests_with_random_failures(
                         *(b.url for b in backends),
                         resetting.url,
                         closed_port_url(),
-                        circuit_breaker={"consecutive_failures": 3, "open_duration": 0.05},
+                        # 0.05 s windows that do not grow on re-trips (they would double up to
+                        # max_open_duration), so 0.2 s after the failures stop every good
+                        # backend takes requests again
+                        circuit_breaker={
+                            "consecutive_failures": 3,
+                            "open_duration": 0.05,
+                            "max_open_duration": 0.05,
+                        },
                         health_check={"passive": {"max_failures": 3, "cooldown": 0.05}},
                     )
                 },

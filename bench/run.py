@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import re
 import shutil
@@ -141,43 +142,93 @@ def placements() -> list[Placement]:
 
 @anchor_backend()
 def fixed_load(kairos: str, tree: Path | None) -> str:
-    """p99 through the gateway beside calling the backend directly, at 2,000 req/s."""
-    lines = ["| placement | target | p99 ms | added over direct |", "|---|---|---:|---:|"]
+    """p99 through each proxy beside calling the backend directly, at 2,000 req/s, two ways."""
+    lines = [
+        "| placement | target | hey p99 ms | added | open-loop p99 ms | added | open-loop p99.9 ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    stalls = []
     for placement, gateway_cpus, load_cpus in placements():
         rows = fixed_load_round(kairos, tree, gateway_cpus, load_cpus)
-        lines += [f"| {placement} | {n} | {v:.2f} | {v - rows[0][1]:.2f} |" for n, v in rows]
-    return "\n".join(lines) + "\n\ntarget: p99 added by the gateway <= 2 ms\n"
+        hey0, open0 = rows[0][1], rows[0][2]
+        lines += [
+            f"| {placement} | {name} | {hey:.2f} | {hey - hey0:.2f} | {p99:.2f} | "
+            f"{p99 - open0:.2f} | {p999:.2f} |"
+            for name, hey, p99, p999 in rows
+        ]
+        probe = subprocess.run(
+            [sys.executable, str(HERE / "cpu_stalls.py")],
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=on_cpus(gateway_cpus),
+        )
+        stalls.append(f"- {placement}, the gateway's CPU right after: {probe.stdout.strip()}")
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "hey: 50 workers whose tickers fire together (a burst of 50 every 25 ms); open loop "
+            "(`bench/open_loop.py`): the same rate evenly spaced, latency from when each request "
+            "was due. target: p99 added by the gateway <= 2 ms. How steady the CPU was "
+            "(`bench/cpu_stalls.py`):",
+            *stalls,
+            "",
+        ]
+    )
+
+
+def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, list[str] | None]]:
+    """(name, URL, the command that starts it or None) for the fixed-load stage."""
+    bare = str(HERE / "configs" / "bare.yaml")
+    path = "/api/item?id=1"
+    targets: list[tuple[str, str, list[str] | None]] = [
+        ("backend direct", f"http://127.0.0.1:27080{path}", None)
+    ]
+    nginx = Path("/tmp/benchlab/run/nginx-1w.conf")  # written by the proxy comparison
+    if nginx.exists():
+        command = ["nginx", "-e", str(nginx.with_suffix(".err")), "-c", str(nginx)]
+        targets.append(("nginx-1w", f"http://127.0.0.1:27081{path}", command))
+    anchor = [sys.executable, str(HERE / "anchors" / "minimal_aiohttp_proxy.py"), "--port"]
+    anchor += ["27085", "--upstream", "http://127.0.0.1:27080", "--loop", "uvloop"]
+    targets.append(("minimal aiohttp proxy", f"http://127.0.0.1:27085{path}", anchor))
+    targets.append(
+        ("kairos-bare", f"http://127.0.0.1:27090{path}", [kairos, "serve", "--config", bare])
+    )
+    if tree is not None:
+        compiled = f"{compiled_prefix(tree)} {kairos} serve --config {bare} --port 27095"
+        targets.append(("kairos-bare-mypyc", f"http://127.0.0.1:27095{path}", compiled.split()))
+    return targets
 
 
 def fixed_load_round(
     kairos: str, tree: Path | None, gateway_cpus: set[int] | None, load_cpus: set[int] | None
-) -> list[tuple[str, float]]:
-    """(target, p99 ms) for the backend direct and each gateway, in one placement."""
-    bare = str(HERE / "configs" / "bare.yaml")
-    commands = [[kairos, "serve", "--config", bare]]
-    targets = [
-        ("backend direct", "http://127.0.0.1:27080/api/item?id=1"),
-        ("kairos-bare", "http://127.0.0.1:27090/api/item?id=1"),
-    ]
-    if tree is not None:
-        compiled = f"{compiled_prefix(tree)} {kairos} serve --config {bare} --port 27095"
-        commands.append(compiled.split())
-        targets.append(("kairos-bare-mypyc", "http://127.0.0.1:27095/api/item?id=1"))
-    with contextlib.ExitStack() as gateways:
-        for gateway in commands:
-            gateways.enter_context(started(gateway, gateway_cpus))
-        time.sleep(3)
-        rows = []
-        for name, url in targets:
-            out = subprocess.run(
+) -> list[tuple[str, float, float, float]]:
+    """(target, hey p99, open-loop p99, open-loop p99.9) in ms, direct first, in one placement."""
+    rows = []
+    for name, url, command in fixed_load_targets(kairos, tree):
+        with contextlib.ExitStack() as running:
+            if command is not None:
+                running.enter_context(started(command, gateway_cpus))
+                time.sleep(3)
+            hey = subprocess.run(
                 ["hey", "-z", "10s", "-c", "50", "-q", "40", url],
                 capture_output=True,
                 text=True,
                 check=False,
                 preexec_fn=on_cpus(load_cpus),
             ).stdout
-            rows.append((name, _p99(out)))
-        return rows
+            evenly = subprocess.run(
+                [sys.executable, str(HERE / "open_loop.py"), url, "--seconds", "10"],
+                capture_output=True,
+                text=True,
+                check=False,
+                preexec_fn=on_cpus(load_cpus),
+            ).stdout
+            found = json.loads(evenly.strip().splitlines()[-1]) if evenly.strip() else {}
+            nan = float("nan")
+            rows.append((name, _p99(hey), found.get("p99_ms", nan), found.get("p999_ms", nan)))
+    return rows
 
 
 def instruction_counts(kairos: str, tree: Path | None) -> str:
@@ -271,7 +322,7 @@ def run_suite(args: argparse.Namespace) -> int:
         report += ["## Proxy comparison (wrk -c50, 213-byte body)\n", table.stdout, ""]
     if not args.no_proxy and shutil.which("hey"):
         report += [
-            "## Latency at a fixed load (hey -c 50 -q 40, 2,000 req/s, 10 s)\n",
+            "## Latency at a fixed load (2,000 req/s, 10 s: hey -c 50 -q 40, and evenly spaced)\n",
             fixed_load(kairos, tree),
             "",
         ]

@@ -6,9 +6,9 @@
 25 ms all 50 requests arrive at once and the last one waits for the other 49. This generator
 offers the same rate spread evenly: it wakes about once a millisecond (the event loop's timer
 resolution) and sends the requests that are due, each on an idle keep-alive connection (a
-request that finds none waits for one, and the wait counts in its latency, so a slow target
-cannot lower the load it is offered). Latency runs from the moment the request was due and
-handed out to the moment its response is complete. Prints one JSON line: the count, errors,
+request that finds none waits for one). Latency runs from the moment the request was due by
+the schedule to the moment its response is complete, so neither a slow target nor a late
+timer lowers the load offered or hides a wait (no coordinated omission). Prints one JSON line: the count, errors,
 p50/p90/p99/p99.9/max in milliseconds, and how late the timer woke (p99), to show the
 generator kept to its schedule.
 """
@@ -108,10 +108,11 @@ async def offer(url: str, rate: float, seconds: float, connections: int) -> dict
         if due > sent:
             lateness.append(now - (start + sent / rate))
         while sent < due:
+            scheduled = start + sent / rate  # latency counts from here, however late the timer
             if idle:
-                idle.popleft().send(now)
+                idle.popleft().send(scheduled)
             else:
-                waiting.append(now)
+                waiting.append(scheduled)
             sent += 1
         await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
     if len(idle) < connections or waiting:

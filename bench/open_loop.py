@@ -31,14 +31,17 @@ import httptools
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection that sends a GET and times its response."""
 
-    def __init__(self, request: bytes) -> None:
+    def __init__(
+        self, request: bytes, on_free: collections.abc.Callable[[Connection], None]
+    ) -> None:
         self.request = request
+        self.on_free = on_free
+        """Called with this connection when its response is complete."""
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.started = 0.0
         self.latencies: list[float] = []
         self.errors = 0
-        self.on_free: collections.abc.Callable[[Connection], None] = lambda c: None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport."""
@@ -71,13 +74,21 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
 
-async def offer(url: str, rate: float, seconds: float, connections: int) -> dict[str, float]:
-    """Offer `rate` requests a second to `url` for `seconds`; the latency summary."""
+async def offer(
+    url: str, rate: float, seconds: float, connections: int, drain_seconds: float = 10
+) -> dict[str, float]:
+    """Offer `rate` requests a second to `url` for `seconds`; the latency summary.
+
+    Answers still missing `drain_seconds` after the last request was sent count as errors.
+    """
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host = parts.hostname or "127.0.0.1"
     request = f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: open-loop\r\n\r\n"
+    head = request.encode()
+    total = int(rate * seconds)
+    sent = 0
     idle: collections.deque[Connection] = collections.deque()
     waiting: collections.deque[float] = collections.deque()
     drained = asyncio.Event()
@@ -93,13 +104,10 @@ async def offer(url: str, rate: float, seconds: float, connections: int) -> dict
     pool = []
     for _ in range(connections):
         _, connection = await loop.create_connection(
-            lambda: Connection(request.encode()), host, parts.port or 80
+            lambda: Connection(head, free), host, parts.port or 80
         )
-        connection.on_free = free
         idle.append(connection)
         pool.append(connection)
-    total = int(rate * seconds)
-    sent = 0
     lateness: list[float] = []
     start = time.perf_counter()
     while sent < total:
@@ -117,7 +125,7 @@ async def offer(url: str, rate: float, seconds: float, connections: int) -> dict
         await asyncio.sleep(max(0.0, start + sent / rate - time.perf_counter()))
     if len(idle) < connections or waiting:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(drained.wait(), 10)
+            await asyncio.wait_for(drained.wait(), drain_seconds)
     for connection in pool:
         if connection.transport is not None:
             connection.transport.close()

@@ -1,6 +1,6 @@
 """Run the whole benchmark: Kairos beside nginx and the minimal aiohttp proxy, plus microbenchmarks.
 
-    python bench/run.py                 # full run (~15 min), writes bench/results/<time>.md
+    python bench/run.py                 # full run (~16 min), writes bench/results/<time>.md
     python bench/run.py --smoke         # wiring check (~4 min)
     python bench/run.py --compiled      # also a mypyc-compiled copy (tools/compile_hot_path.py)
     python bench/run.py --instructions  # also instructions per request (callgrind, ~20 min more)
@@ -12,6 +12,7 @@ Only ratios and CPU µs per request from one run mean anything on a shared machi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -24,6 +25,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from kairos_core.testing import wait_for_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,7 +145,7 @@ def placements() -> list[Placement]:
 
 
 @anchor_backend()
-def fixed_load(kairos: str, tree: Path | None) -> str:
+def fixed_load(kairos: str, tree: Path | None, seconds: int) -> str:
     """p99 through each proxy beside calling the backend directly, at 2,000 req/s, two ways."""
     lines = [
         "| placement | target | hey p99 ms | added | open-loop p99 ms | added | open-loop p99.9 ms |",
@@ -149,7 +153,7 @@ def fixed_load(kairos: str, tree: Path | None) -> str:
     ]
     stalls = []
     for placement, gateway_cpus, load_cpus in placements():
-        rows = fixed_load_round(kairos, tree, gateway_cpus, load_cpus)
+        rows = fixed_load_round(kairos, tree, seconds, gateway_cpus, load_cpus)
         hey0, open0 = rows[0][1], rows[0][2]
         lines += [
             f"| {placement} | {name} | {hey:.2f} | {hey - hey0:.2f} | {p99:.2f} | "
@@ -178,6 +182,13 @@ def fixed_load(kairos: str, tree: Path | None) -> str:
     )
 
 
+def aiohttp_anchor() -> list[str]:
+    """The minimal aiohttp + uvloop proxy on 127.0.0.1:27085 in front of the anchor backend."""
+    script = str(HERE / "anchors" / "minimal_aiohttp_proxy.py")
+    upstream = "http://127.0.0.1:27080"
+    return [sys.executable, script, "--port", "27085", "--upstream", upstream, "--loop", "uvloop"]
+
+
 def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, list[str] | None]]:
     """(name, URL, the command that starts it or None) for the fixed-load stage."""
     bare = str(HERE / "configs" / "bare.yaml")
@@ -189,9 +200,7 @@ def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, l
     if nginx.exists():
         command = ["nginx", "-e", str(nginx.with_suffix(".err")), "-c", str(nginx)]
         targets.append(("nginx-1w", f"http://127.0.0.1:27081{path}", command))
-    anchor = [sys.executable, str(HERE / "anchors" / "minimal_aiohttp_proxy.py"), "--port"]
-    anchor += ["27085", "--upstream", "http://127.0.0.1:27080", "--loop", "uvloop"]
-    targets.append(("minimal aiohttp proxy", f"http://127.0.0.1:27085{path}", anchor))
+    targets.append(("minimal aiohttp proxy", f"http://127.0.0.1:27085{path}", aiohttp_anchor()))
     targets.append(
         ("kairos-bare", f"http://127.0.0.1:27090{path}", [kairos, "serve", "--config", bare])
     )
@@ -202,7 +211,11 @@ def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, l
 
 
 def fixed_load_round(
-    kairos: str, tree: Path | None, gateway_cpus: set[int] | None, load_cpus: set[int] | None
+    kairos: str,
+    tree: Path | None,
+    seconds: int,
+    gateway_cpus: set[int] | None,
+    load_cpus: set[int] | None,
 ) -> list[tuple[str, float, float, float]]:
     """(target, hey p99, open-loop p99, open-loop p99.9) in ms, direct first, in one placement."""
     rows = []
@@ -210,16 +223,16 @@ def fixed_load_round(
         with contextlib.ExitStack() as running:
             if command is not None:
                 running.enter_context(started(command, gateway_cpus))
-                time.sleep(3)
+                asyncio.run(wait_for_port(urlsplit(url).port or 80, timeout=60))
             hey = subprocess.run(
-                ["hey", "-z", "10s", "-c", "50", "-q", "40", url],
+                ["hey", "-z", f"{seconds}s", "-c", "50", "-q", "40", url],
                 capture_output=True,
                 text=True,
                 check=False,
                 preexec_fn=on_cpus(load_cpus),
             ).stdout
             evenly = subprocess.run(
-                [sys.executable, str(HERE / "open_loop.py"), url, "--seconds", "10"],
+                [sys.executable, str(HERE / "open_loop.py"), url, "--seconds", str(seconds)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -235,8 +248,7 @@ def instruction_counts(kairos: str, tree: Path | None) -> str:
     """User-space instructions per request under callgrind, Kairos beside the aiohttp anchor."""
     path = f"/api/item?id=1&access_token={token()}"
     config = HERE / "configs"
-    anchor = f"{sys.executable} {HERE / 'anchors' / 'minimal_aiohttp_proxy.py'} --port 27085 "
-    anchor += "--upstream http://127.0.0.1:27080 --loop uvloop"
+    anchor = " ".join(aiohttp_anchor())
     targets: list[tuple[str, list[str], Path]] = [
         ("minimal aiohttp + uvloop proxy", ["--command", anchor, "27085"], ROOT),
         ("kairos-bare", [str(config / "bare.yaml"), "27090"], ROOT),
@@ -321,9 +333,11 @@ def run_suite(args: argparse.Namespace) -> int:
         sys.stderr.write(table.stderr[-3000:])
         report += ["## Proxy comparison (wrk -c50, 213-byte body)\n", table.stdout, ""]
     if not args.no_proxy and shutil.which("hey"):
+        seconds = 3 if args.smoke else 10
         report += [
-            "## Latency at a fixed load (2,000 req/s, 10 s: hey -c 50 -q 40, and evenly spaced)\n",
-            fixed_load(kairos, tree),
+            f"## Latency at a fixed load (2,000 req/s, {seconds} s: hey -c 50 -q 40, and evenly "
+            "spaced)\n",
+            fixed_load(kairos, tree, seconds),
             "",
         ]
     if args.instructions and not args.no_proxy:

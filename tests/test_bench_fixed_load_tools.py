@@ -19,7 +19,7 @@ from kairos_core.testing import free_port
 
 @pytest.fixture
 async def backend() -> AsyncIterator[str]:
-    """An aiohttp server on loopback: 200 on /ok, 503 on /busy."""
+    """An aiohttp server on loopback: 200 on /ok, 503 on /busy, 200 then close on /close."""
 
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -27,9 +27,15 @@ async def backend() -> AsyncIterator[str]:
     async def busy(request: web.Request) -> web.Response:
         return web.Response(status=503)
 
+    async def close(request: web.Request) -> web.Response:
+        response = web.json_response({"ok": True})
+        response.force_close()
+        return response
+
     app = web.Application()
     app.router.add_get("/ok", ok)
     app.router.add_get("/busy", busy)
+    app.router.add_get("/close", close)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -50,6 +56,15 @@ async def test_open_loop_counts_non_200_answers_as_errors(backend: str) -> None:
     summary = await open_loop.offer(f"{backend}/busy", rate=200, seconds=0.25, connections=2)
     assert summary["requests"] == 50
     assert summary["errors"] == 50
+
+
+async def test_open_loop_counts_requests_lost_with_their_connections(backend: str) -> None:
+    summary = await open_loop.offer(
+        f"{backend}/close", rate=200, seconds=0.25, connections=2, drain_seconds=0.5
+    )
+    assert summary["offered"] == 50
+    assert 1 <= summary["requests"] < 50  # each connection answers once, then is gone
+    assert summary["errors"] == summary["offered"] - summary["requests"]
 
 
 def test_stall_summary_counts_episodes_of_consecutive_slow_windows() -> None:

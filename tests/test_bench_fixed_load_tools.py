@@ -1,7 +1,8 @@
-"""The fixed-load stage's instruments: the open-loop generator against a real server, the stall probe's summary."""
+"""The fixed-load stage's instruments: the open-loop generator against a real server, the stall probe's summary, the table's medians."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,13 @@ import cpu_stalls
 import open_loop
 
 from kairos_core.testing import free_port
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_run", Path(cpu_stalls.__file__).with_name("run.py")
+)
+assert _spec is not None and _spec.loader is not None
+bench_run = importlib.util.module_from_spec(_spec)  # not `run`: fuzz/ has a run.py too
+_spec.loader.exec_module(bench_run)
 
 
 @pytest.fixture
@@ -73,3 +81,15 @@ def test_stall_summary_counts_episodes_of_consecutive_slow_windows() -> None:
     assert "median window 1.00 ms" in text
     assert "2.4% of windows" in text  # 4 slow windows of 164
     assert "1 slow episodes of 10 ms or more, the longest 15 ms" in text
+
+
+def test_latency_rows_take_medians_of_what_each_round_added() -> None:
+    rounds = [
+        [("direct", 3.0, 0.2, 1.0), ("nginx-1w", 4.0, 1.2, 3.0), ("kairos-bare", 6.0, 2.2, 5.0)],
+        [("direct", 2.0, 0.1, 1.0), ("nginx-1w", 5.0, 3.1, 4.0), ("kairos-bare", 9.0, 3.6, 9.0)],
+        [("direct", 2.5, 0.3, 1.0), ("nginx-1w", 3.5, 0.8, 2.0), ("kairos-bare", 8.5, 4.3, 7.0)],
+    ]
+    nginx, kairos = bench_run.latency_rows("pinned", rounds)
+    # open loop added: nginx 1.0 / 3.0 / 0.5, kairos 2.0 / 3.5 / 4.0; kairos - nginx: 1.0 / 0.5 / 3.5
+    assert nginx == "| pinned | nginx-1w | 1.00 | 1.00 (0.50-3.00) | 3.00 | 0.00 |"
+    assert kairos == "| pinned | kairos-bare | 6.00 | 3.50 (2.00-4.00) | 7.00 | 1.00 |"

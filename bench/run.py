@@ -148,6 +148,9 @@ def placements() -> list[Placement]:
 LatencyRow = tuple[str, float, float, float]
 """(target, hey p99, open-loop p99, open-loop p99.9) in ms; each round lists direct first."""
 
+NGINX = "nginx-1w"
+"""The fixed-load target every other proxy is also compared with."""
+
 
 @anchor_backend()
 def fixed_load(kairos: str, tree: Path | None, seconds: int, rounds: int) -> str:
@@ -196,15 +199,21 @@ def latency_rows(placement: str, rounds: list[list[LatencyRow]]) -> list[str]:
 
     hey = [added([(row[0], row[1]) for row in rows]) for rows in rounds]
     even = [added([(row[0], row[2]) for row in rows]) for rows in rounds]
-    lines = []
+    direct = rounds[0][0][0]
+    lines = [
+        f"| {placement} | {direct} (its own p99) | "
+        f"{statistics.median(rows[0][1] for rows in rounds):.2f} | "
+        f"{statistics.median(rows[0][2] for rows in rounds):.2f} | "
+        f"{statistics.median(rows[0][3] for rows in rounds):.2f} | |"
+    ]
     for index, (name, *_) in enumerate(rounds[0]):
         if index == 0:
             continue
         evens = [one[name] for one in even]
         span = f" ({min(evens):.2f}-{max(evens):.2f})" if len(evens) > 1 else ""
         over_nginx = (
-            f"{statistics.median(one[name] - one['nginx-1w'] for one in even):.2f}"
-            if "nginx-1w" in even[0]
+            f"{statistics.median(one[name] - one[NGINX] for one in even):.2f}"
+            if NGINX in even[0]
             else ""
         )
         p999 = statistics.median(rows[index][3] for rows in rounds)
@@ -233,7 +242,7 @@ def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, l
     nginx = Path("/tmp/benchlab/run/nginx-1w.conf")  # written by the proxy comparison
     if nginx.exists():
         command = ["nginx", "-e", str(nginx.with_suffix(".err")), "-c", str(nginx)]
-        targets.append(("nginx-1w", f"http://127.0.0.1:27081{path}", command))
+        targets.append((NGINX, f"http://127.0.0.1:27081{path}", command))
     targets.append(("minimal aiohttp proxy", f"http://127.0.0.1:27085{path}", aiohttp_anchor()))
     targets.append(
         ("kairos-bare", f"http://127.0.0.1:27090{path}", [kairos, "serve", "--config", bare])

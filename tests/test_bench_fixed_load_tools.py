@@ -89,7 +89,8 @@ def test_latency_rows_take_medians_of_what_each_round_added() -> None:
         [("direct", 2.0, 0.1, 1.0), ("nginx-1w", 5.0, 3.1, 4.0), ("kairos-bare", 9.0, 3.6, 9.0)],
         [("direct", 2.5, 0.3, 1.0), ("nginx-1w", 3.5, 0.8, 2.0), ("kairos-bare", 8.5, 4.3, 7.0)],
     ]
-    nginx, kairos = bench_run.latency_rows("pinned", rounds)
+    direct, nginx, kairos = bench_run.latency_rows("pinned", rounds)
+    assert direct == "| pinned | direct (its own p99) | 2.50 | 0.20 | 1.00 | |"
     # open loop added: nginx 1.0 / 3.0 / 0.5, kairos 2.0 / 3.5 / 4.0; kairos - nginx: 1.0 / 0.5 / 3.5
     assert nginx == "| pinned | nginx-1w | 1.00 | 1.00 (0.50-3.00) | 3.00 | 0.00 |"
     assert kairos == "| pinned | kairos-bare | 6.00 | 3.50 (2.00-4.00) | 7.00 | 1.00 |"

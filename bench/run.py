@@ -161,9 +161,10 @@ def fixed_load(kairos: str, tree: Path | None, seconds: int, rounds: int) -> str
         "|---|---|---:|---:|---:|---:|",
     ]
     stalls = []
+    targets = fixed_load_targets(kairos, tree)
     for placement, gateway_cpus, load_cpus in placements():
         measured = [
-            fixed_load_round(kairos, tree, seconds, gateway_cpus, load_cpus) for _ in range(rounds)
+            fixed_load_round(targets, seconds, gateway_cpus, load_cpus) for _ in range(rounds)
         ]
         lines += latency_rows(placement, measured)
         probe = subprocess.run(
@@ -192,34 +193,33 @@ def fixed_load(kairos: str, tree: Path | None, seconds: int, rounds: int) -> str
 
 def latency_rows(placement: str, rounds: list[list[LatencyRow]]) -> list[str]:
     """One table row per target: medians over rounds of what it added to direct (and to nginx)."""
+    names = [row[0] for row in rounds[0]]
+    values = [[row[1:] for row in rows] for rows in rounds]  # per round: (hey, p99, p99.9)
 
-    def added(values: list[tuple[str, float]]) -> dict[str, float]:
-        direct = values[0][1]
-        return {name: value - direct for name, value in values}
+    def added(target: int, column: int) -> list[float]:
+        """What `target` added to calling the backend directly, round by round."""
+        return [one[target][column] - one[0][column] for one in values]
 
-    hey = [added([(row[0], row[1]) for row in rows]) for rows in rounds]
-    even = [added([(row[0], row[2]) for row in rows]) for rows in rounds]
-    direct = rounds[0][0][0]
+    def median(target: int, column: int) -> float:
+        return statistics.median(one[target][column] for one in values)
+
+    nginx = names.index(NGINX) if NGINX in names else None
     lines = [
-        f"| {placement} | {direct} (its own p99) | "
-        f"{statistics.median(rows[0][1] for rows in rounds):.2f} | "
-        f"{statistics.median(rows[0][2] for rows in rounds):.2f} | "
-        f"{statistics.median(rows[0][3] for rows in rounds):.2f} | |"
+        f"| {placement} | {names[0]} (its own p99) | {median(0, 0):.2f} | {median(0, 1):.2f} | "
+        f"{median(0, 2):.2f} | |"
     ]
-    for index, (name, *_) in enumerate(rounds[0]):
-        if index == 0:
-            continue
-        evens = [one[name] for one in even]
+    for target in range(1, len(names)):
+        evens = added(target, 1)
         span = f" ({min(evens):.2f}-{max(evens):.2f})" if len(evens) > 1 else ""
-        over_nginx = (
-            f"{statistics.median(one[name] - one[NGINX] for one in even):.2f}"
-            if NGINX in even[0]
-            else ""
-        )
-        p999 = statistics.median(rows[index][3] for rows in rounds)
+        over_nginx = ""
+        if nginx is not None:
+            nginx_added = added(nginx, 1)
+            over_nginx = (
+                f"{statistics.median(a - b for a, b in zip(evens, nginx_added, strict=True)):.2f}"
+            )
         lines.append(
-            f"| {placement} | {name} | {statistics.median(one[name] for one in hey):.2f} | "
-            f"{statistics.median(evens):.2f}{span} | {p999:.2f} | {over_nginx} |"
+            f"| {placement} | {names[target]} | {statistics.median(added(target, 0)):.2f} | "
+            f"{statistics.median(evens):.2f}{span} | {median(target, 2):.2f} | {over_nginx} |"
         )
     return lines
 
@@ -231,14 +231,16 @@ def aiohttp_anchor() -> list[str]:
     return [sys.executable, script, "--port", "27085", "--upstream", upstream, "--loop", "uvloop"]
 
 
-def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, list[str] | None]]:
+Target = tuple[str, str, list[str] | None]
+"""(name, URL, the command that starts it or None)."""
+
+
+def fixed_load_targets(kairos: str, tree: Path | None) -> list[Target]:
     """(name, URL, the command that starts it or None) for the fixed-load stage."""
     bare = str(HERE / "configs" / "bare.yaml")
     full = str(HERE / "configs" / "full.yaml")
     path = f"/api/item?id=1&access_token={token()}"  # as in the proxy comparison
-    targets: list[tuple[str, str, list[str] | None]] = [
-        ("backend direct", f"http://127.0.0.1:27080{path}", None)
-    ]
+    targets: list[Target] = [("backend direct", f"http://127.0.0.1:27080{path}", None)]
     nginx = Path("/tmp/benchlab/run/nginx-1w.conf")  # written by the proxy comparison
     if nginx.exists():
         command = ["nginx", "-e", str(nginx.with_suffix(".err")), "-c", str(nginx)]
@@ -257,15 +259,14 @@ def fixed_load_targets(kairos: str, tree: Path | None) -> list[tuple[str, str, l
 
 
 def fixed_load_round(
-    kairos: str,
-    tree: Path | None,
+    targets: list[Target],
     seconds: int,
     gateway_cpus: set[int] | None,
     load_cpus: set[int] | None,
 ) -> list[LatencyRow]:
     """Each target's p99 (hey and open loop) and open-loop p99.9 in ms, direct first, in one placement."""
     rows: list[LatencyRow] = []
-    for name, url, command in fixed_load_targets(kairos, tree):
+    for name, url, command in targets:
         with contextlib.ExitStack() as running:
             if command is not None:
                 running.enter_context(started(command, gateway_cpus))

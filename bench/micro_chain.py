@@ -3,6 +3,7 @@
     python bench/micro_chain.py                  # table: each stage alone and the full chain
     python bench/micro_chain.py --quick          # fewer requests (wiring check)
     python bench/micro_chain.py --profile full   # cProfile one variant, top functions by tottime
+    python bench/micro_chain.py --instructions   # instructions per request (valgrind), exact
 
 Each variant is `bench/configs/bare.yaml` or `full.yaml` (or bare plus one stage), built like
 `kairos serve` builds it (`Gateway.prepare` + activation, real plugins, real metrics and access
@@ -13,6 +14,13 @@ metrics and access log); the request objects are made beforehand, outside the ti
 by batch (rotating and alternating order), so load on a shared machine falls on all of them
 alike; each figure is the median of the repetitions, and what counts is the difference to
 `bare` in the same run.
+
+`--instructions` counts instead of timing: each variant runs in its own process under
+valgrind's callgrind, which collects only while the timed requests are served (inside
+`operator.call`, a C function nothing else in the process calls). The count is the same from
+run to run whatever else the machine does, so it shows what each stage adds exactly; time per
+instruction differs between stages (hashing runs many cheap instructions), so it ranks work,
+not microseconds.
 """
 
 from __future__ import annotations
@@ -23,13 +31,18 @@ import copy
 import cProfile
 import gc
 import json
+import operator
 import os
 import pstats
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -238,6 +251,70 @@ async def profile(name: str, count: int, target: str, log_path: str) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
 
 
+def serve_counted(name: str, count: int, target: str, log_path: str) -> None:
+    """Serve `count` requests through one variant inside `operator.call` (what callgrind counts)."""
+    loop = asyncio.new_event_loop()
+    variant = Variant(name, variants()[name], log_path)
+    try:
+        loop.run_until_complete(variant.start())
+        loop.run_until_complete(run_batch(variant, make_requests(500, target)))  # warm-up
+        requests = make_requests(count, target)
+        gc.collect()
+        gc.freeze()  # as `kairos serve` does once started
+        operator.call(loop.run_until_complete, run_batch(variant, requests))
+        loop.run_until_complete(variant.close())
+    finally:
+        loop.close()
+
+
+def count_instructions(name: str, count: int, scratch: str) -> int:
+    """Instructions per request of one variant, counted by callgrind in a child process."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--collect-atstart=no",
+        "--toggle-collect=_operator_call",
+        f"--callgrind-out-file={scratch}/callgrind.{name.replace(' ', '-')}",
+        sys.executable,
+        __file__,
+        "--serve-counted",
+        name,
+        "--count",
+        str(count),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{name}: valgrind failed\n{done.stderr[-2000:]}")
+    collected = int(found.group(1))
+    if collected < count * 1000:
+        raise SystemExit(
+            f"{name}: callgrind counted {collected} instructions for {count} requests; this "
+            "Python's `_operator_call` symbol is probably stripped, so nothing was collected"
+        )
+    return collected // count
+
+
+def instruction_table(counts: dict[str, int], count: int) -> str:
+    """Markdown: instructions per request and the difference to `bare`."""
+    bare = counts["bare"]
+    lines = [
+        f"Instructions per request through the prebuilt chain (callgrind), {count:,} requests "
+        "per variant\n",
+        "| variant | instructions/request | over bare |",
+        "|---|---:|---:|",
+    ]
+    for name, value in counts.items():
+        over = "" if name == "bare" else f"{value - bare:+,}"
+        lines.append(f"| {name} | {value:,} | {over} |")
+    singles = [n for n in counts if n not in ("bare", "full", "cache hit")]
+    lines.append(
+        f"\nSum of the single stages over bare: {sum(counts[n] - bare for n in singles):+,}"
+    )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, list[float]], reps: int, count: int) -> str:
     """Markdown: median µs per request and the difference to `bare`."""
     bare = statistics.median(results["bare"])
@@ -263,12 +340,30 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--profile", metavar="VARIANT", help="cProfile one variant instead")
     parser.add_argument("--json", metavar="PATH", help="also write every repetition's µs as JSON")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind) instead"
+    )
+    parser.add_argument("--count", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-counted", metavar="VARIANT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     target = f"/api/item?id=1&access_token={bench_token()}"
-    if args.profile and args.profile not in variants():
-        parser.error(f"--profile: one of {', '.join(variants())}")
+    for chosen in (args.profile, args.serve_counted):
+        if chosen and chosen not in variants():
+            parser.error(f"{chosen!r}: not one of {', '.join(variants())}")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="kairos-micro-chain-") as scratch:
         log_path = f"{scratch}/access.log"
+        if args.serve_counted:
+            serve_counted(args.serve_counted, args.count, target, log_path)
+            return 0
+        if args.instructions:
+            names = list(variants())
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                counted = pool.map(lambda n: count_instructions(n, args.count, scratch), names)
+                counts = dict(zip(names, counted, strict=True))
+            print(instruction_table(counts, args.count))
+            return 0
         if args.profile:
             asyncio.run(profile(args.profile, 20_000, target, log_path))
             return 0

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -251,6 +251,11 @@ async def profile(name: str, count: int, target: str, log_path: str) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
 
 
+def single_stages(names: Iterable[str]) -> list[str]:
+    """The variants that are `bare` plus one stage (what the full chain should add up to)."""
+    return [n for n in names if n not in ("bare", "full", "cache hit")]
+
+
 def serve_counted(name: str, count: int, target: str, log_path: str) -> None:
     """Serve `count` requests through one variant inside `operator.call` (what callgrind counts)."""
     loop = asyncio.new_event_loop()
@@ -286,7 +291,8 @@ def count_instructions(name: str, count: int, scratch: str) -> int:
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode != 0 or found is None:
-        raise SystemExit(f"{name}: valgrind failed\n{done.stderr[-2000:]}")
+        # a non-200 answer ends the counted run too (run_batch): its message is in stderr
+        raise SystemExit(f"{name}: the counted run failed under valgrind\n{done.stderr[-2000:]}")
     collected = int(found.group(1))
     if collected < count * 1000:
         raise SystemExit(
@@ -308,10 +314,8 @@ def instruction_table(counts: dict[str, int], count: int) -> str:
     for name, value in counts.items():
         over = "" if name == "bare" else f"{value - bare:+,}"
         lines.append(f"| {name} | {value:,} | {over} |")
-    singles = [n for n in counts if n not in ("bare", "full", "cache hit")]
-    lines.append(
-        f"\nSum of the single stages over bare: {sum(counts[n] - bare for n in singles):+,}"
-    )
+    parts = sum(counts[n] - bare for n in single_stages(counts))
+    lines.append(f"\nSum of the single stages over bare: {parts:+,}")
     return "\n".join(lines)
 
 
@@ -328,8 +332,7 @@ def table(results: dict[str, list[float]], reps: int, count: int) -> str:
         median = statistics.median(values)
         over = "" if name == "bare" else f"{median - bare:+.2f}"
         lines.append(f"| {name} | {median:.2f} | {over} | {min(values):.2f}-{max(values):.2f} |")
-    singles = [n for n in results if n not in ("bare", "full", "cache hit")]
-    parts = sum(statistics.median(results[n]) - bare for n in singles)
+    parts = sum(statistics.median(results[n]) - bare for n in single_stages(results))
     lines.append(f"\nSum of the single stages over bare: {parts:+.2f} µs")
     return "\n".join(lines)
 
